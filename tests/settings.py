@@ -26,7 +26,9 @@ DATABASES = {
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # Threads in the concurrency tests share one file; a busy timeout turns SQLite's
     # "database is locked" into waiting, as PostgreSQL's row locks would.
-    DATABASES["default"].setdefault("OPTIONS", {})["timeout"] = 20
+    DATABASES["default"].setdefault("OPTIONS", {}).update(
+        timeout=20, transaction_mode="IMMEDIATE"
+    )
     DATABASES["default"]["TEST"] = {"NAME": "paydesk-tests-sqlite.sqlite3"}
 
 INSTALLED_APPS = [

@@ -1,0 +1,193 @@
+"""Django admin for paydesk: read-mostly views, with actions that go through the services.
+
+This module owns one decision: what staff can do to payment state from the admin. Nothing
+here writes a payment, refund or ledger row directly; the actions (capture, cancel, sync,
+refund the remainder, retry a pending refund) call ``paydesk.services`` and report each
+success or error as a message. Ledger rows cannot be added, changed or deleted here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from django.contrib import admin, messages
+from django.db.models import QuerySet
+from django.http import HttpRequest
+from django.utils.translation import gettext_lazy as _
+
+from . import services
+from .exceptions import PaydeskError
+from .models import Payment, PaymentMethod, Refund, SandboxCharge, TransactionLog
+
+
+def _run_each(
+    modeladmin: admin.ModelAdmin,
+    request: HttpRequest,
+    queryset: QuerySet[Any],
+    verb: str,
+    action: Callable[[Any], Any],
+) -> None:
+    done = 0
+    for obj in queryset:
+        try:
+            action(obj)
+        except PaydeskError as exc:
+            modeladmin.message_user(request, f"{obj.pk}: {exc.message}", level=messages.ERROR)
+        else:
+            done += 1
+    if done:
+        modeladmin.message_user(request, f"{verb}: {done}", level=messages.SUCCESS)
+
+
+class TransactionLogInline(admin.TabularInline):
+    model = TransactionLog
+    fk_name = "payment"
+    extra = 0
+    can_delete = False
+    fields = ("created_at", "kind", "amount", "currency", "attempt", "ref", "idempotency_key", "message")
+    readonly_fields = fields
+    ordering = ("id",)
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+class RefundInline(admin.TabularInline):
+    model = Refund
+    extra = 0
+    can_delete = False
+    fields = ("id", "amount", "currency", "status", "reason", "provider_refund_id", "created_at")
+    readonly_fields = fields
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+@admin.register(Payment)
+class PaymentAdmin(admin.ModelAdmin):
+    list_display = (
+        "id",
+        "created_at",
+        "status",
+        "amount",
+        "currency",
+        "provider",
+        "reference",
+        "user",
+        "refunded_amount",
+    )
+    list_filter = ("status", "provider", "currency", "capture_method", "created_at")
+    search_fields = ("id", "reference", "provider_payment_id", "customer_email", "user__email")
+    date_hierarchy = "created_at"
+    list_select_related = ("user",)
+    inlines = (RefundInline, TransactionLogInline)
+    actions = ("capture", "cancel", "sync", "refund_remaining")
+    readonly_fields = [f.name for f in Payment._meta.get_fields() if f.concrete and not f.many_to_many]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False  # payments are created by checkouts, through the services
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    @admin.action(description=_("Capture authorized payments"))
+    def capture(self, request: HttpRequest, queryset: QuerySet[Payment]) -> None:
+        _run_each(self, request, queryset, "Captured", lambda p: services.capture_payment(payment=p))
+
+    @admin.action(description=_("Cancel payments"))
+    def cancel(self, request: HttpRequest, queryset: QuerySet[Payment]) -> None:
+        _run_each(
+            self,
+            request,
+            queryset,
+            "Cancelled",
+            lambda p: services.cancel_payment(payment=p, reason=f"admin: {request.user}"),
+        )
+
+    @admin.action(description=_("Sync status from provider"))
+    def sync(self, request: HttpRequest, queryset: QuerySet[Payment]) -> None:
+        _run_each(self, request, queryset, "Synced", lambda p: services.sync_payment(payment=p))
+
+    @admin.action(description=_("Refund what remains of each payment"))
+    def refund_remaining(self, request: HttpRequest, queryset: QuerySet[Payment]) -> None:
+        _run_each(
+            self,
+            request,
+            queryset,
+            "Refunded",
+            lambda p: services.create_refund(payment=p, reason="admin", user=request.user),
+        )
+
+
+@admin.register(Refund)
+class RefundAdmin(admin.ModelAdmin):
+    list_display = ("id", "created_at", "payment", "amount", "currency", "status", "reason")
+    list_filter = ("status", "currency", "created_at")
+    search_fields = ("id", "payment__id", "provider_refund_id", "reason")
+    list_select_related = ("payment",)
+    actions = ("process",)
+    readonly_fields = [f.name for f in Refund._meta.get_fields() if f.concrete and not f.many_to_many]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    @admin.action(description=_("Send pending refunds to the provider"))
+    def process(self, request: HttpRequest, queryset: QuerySet[Refund]) -> None:
+        _run_each(self, request, queryset, "Sent", lambda r: services.process_refund(refund=r))
+
+
+@admin.register(TransactionLog)
+class TransactionLogAdmin(admin.ModelAdmin):
+    list_display = ("created_at", "payment", "kind", "amount", "currency", "attempt", "idempotency_key")
+    list_filter = ("kind", "currency", "created_at")
+    search_fields = ("payment__id", "idempotency_key", "ref", "message")
+    list_select_related = ("payment",)
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+@admin.register(PaymentMethod)
+class PaymentMethodAdmin(admin.ModelAdmin):
+    list_display = ("id", "user", "type", "provider", "brand", "last4", "is_default", "is_active")
+    list_filter = ("type", "provider", "is_active", "is_default")
+    search_fields = ("id", "user__email", "user__username", "fingerprint", "last4")
+    list_select_related = ("user",)
+    actions = ("deactivate",)
+    readonly_fields = ("id", "provider_token", "fingerprint", "created_at", "updated_at")
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    @admin.action(description=_("Deactivate payment methods"))
+    def deactivate(self, request: HttpRequest, queryset: QuerySet[PaymentMethod]) -> None:
+        _run_each(
+            self,
+            request,
+            queryset,
+            "Deactivated",
+            lambda m: services.deactivate_payment_method(method=m),
+        )
+
+
+@admin.register(SandboxCharge)
+class SandboxChargeAdmin(admin.ModelAdmin):
+    list_display = ("id", "created_at", "amount", "currency", "status", "scenario")
+    list_filter = ("status", "scenario")
+    readonly_fields = [f.name for f in SandboxCharge._meta.get_fields() if f.concrete]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False

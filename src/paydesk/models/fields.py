@@ -1,0 +1,41 @@
+"""Shared field definitions, so every amount column has the same precision."""
+
+from __future__ import annotations
+
+import secrets
+from typing import Any
+
+from django.db import models
+
+# 19 digits with 4 places holds every ISO 4217 currency (the largest exponent is 4) up to
+# 10^15 major units, beyond any single payment.
+AMOUNT_DIGITS = 19
+AMOUNT_PLACES = 4
+
+
+def AmountField(**kwargs: Any) -> models.DecimalField:  # noqa: N802 - reads like a field class
+    kwargs.setdefault("max_digits", AMOUNT_DIGITS)
+    kwargs.setdefault("decimal_places", AMOUNT_PLACES)
+    return models.DecimalField(**kwargs)
+
+
+def CurrencyField(**kwargs: Any) -> models.CharField:  # noqa: N802
+    kwargs.setdefault("max_length", 3)
+    return models.CharField(**kwargs)
+
+
+def new_public_id(prefix: str) -> str:
+    """A non-guessable public identifier such as ``pay_3kF9...`` (128 bits of randomness)."""
+    return f"{prefix}_{secrets.token_urlsafe(16)}"
+
+
+def payment_id() -> str:
+    return new_public_id("pay")
+
+
+def refund_id() -> str:
+    return new_public_id("re")
+
+
+def method_id() -> str:
+    return new_public_id("pm")

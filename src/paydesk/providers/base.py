@@ -1,0 +1,160 @@
+"""The provider interface every adapter implements.
+
+This module owns one decision: what a provider adapter is. An adapter is pure: frozen
+dataclasses from ``paydesk.types`` in, frozen dataclasses out, no ORM, no module-global state.
+Each instance owns its own configuration (``alias`` and ``options``) and, for HTTP providers,
+its own client, so two aliases of the same backend never share credentials.
+
+An adapter reports a refusal in one of two ways, and services treat them alike:
+
+* a ``PaymentResult`` with ``status=FAILED`` and a ``ProviderFailure`` (the provider answered:
+  declined, expired card...), or
+* raising a ``paydesk.exceptions.ProviderError`` subclass (the call itself failed: bad
+  credentials, timeout, 5xx). Only ``retryable`` errors leave the outcome unknown.
+
+Async twins (``*_async``) default to running the sync method directly; adapters with a
+network transport override them with a native async client.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+from ..exceptions import NotSupported
+from ..money import ISO_RULES, MinorUnitRules
+from ..types import (
+    CancelRequest,
+    Capability,
+    CaptureRequest,
+    ConfirmRequest,
+    PaymentRequest,
+    PaymentResult,
+    RefundRequest,
+    RefundResult,
+    StatusRequest,
+)
+
+__all__ = ["PaymentProvider", "ProviderInfo"]
+
+
+@dataclass(frozen=True, slots=True)
+class ProviderInfo:
+    """What a dashboard, the API or the docs show about a configured provider."""
+
+    alias: str
+    backend: str
+    display_name: str
+    icon: str
+    capabilities: frozenset[Capability]
+    webhook_signature_header: str
+    webhook_signature_algorithm: str
+    configured: bool
+    problems: tuple[str, ...]
+
+
+class PaymentProvider:
+    """Base class of provider adapters. Subclasses override the operations they support."""
+
+    display_name: ClassVar[str] = "Provider"
+    icon: ClassVar[str] = "credit-card"
+    capabilities: ClassVar[frozenset[Capability]] = frozenset()
+    #: ISO codes the provider accepts; ``None`` means every currency its minor-unit rules allow.
+    supported_currencies: ClassVar[frozenset[str] | None] = None
+    currency_rules: ClassVar[MinorUnitRules] = ISO_RULES
+    webhook_signature_header: ClassVar[str] = ""
+    webhook_signature_algorithm: ClassVar[str] = ""
+    #: Options that must be set (after ``env()`` resolution) for the provider to work.
+    required_options: ClassVar[tuple[str, ...]] = ()
+
+    def __init__(self, *, alias: str, options: Mapping[str, Any] | None = None) -> None:
+        self.alias = alias
+        self.options: dict[str, Any] = dict(options or {})
+
+    # -- configuration -------------------------------------------------------------------
+
+    def configuration_problems(self) -> list[str]:
+        """Human-readable problems that keep this provider from working (for checks, health)."""
+        return [
+            f"OPTIONS[{name!r}] is not set"
+            for name in self.required_options
+            if not self.options.get(name)
+        ]
+
+    @property
+    def is_configured(self) -> bool:
+        return not self.configuration_problems()
+
+    def supports(self, capability: Capability) -> bool:
+        return capability in self.capabilities
+
+    def supports_currency(self, currency: str) -> bool:
+        currency = currency.upper()
+        if self.supported_currencies is not None and currency not in self.supported_currencies:
+            return False
+        if self.currency_rules.currencies is not None:
+            return currency in self.currency_rules.currencies
+        return currency not in self.currency_rules.unsupported
+
+    def info(self) -> ProviderInfo:
+        cls = type(self)
+        return ProviderInfo(
+            alias=self.alias,
+            backend=f"{cls.__module__}.{cls.__qualname__}",
+            display_name=self.display_name,
+            icon=self.icon,
+            capabilities=self.capabilities,
+            webhook_signature_header=self.webhook_signature_header,
+            webhook_signature_algorithm=self.webhook_signature_algorithm,
+            configured=self.is_configured,
+            problems=tuple(self.configuration_problems()),
+        )
+
+    def _unsupported(self, operation: str) -> NotSupported:
+        return NotSupported(
+            f"Provider {self.alias!r} ({type(self).__name__}) does not support {operation}. "
+            "Check provider.capabilities before offering this action."
+        )
+
+    # -- operations ----------------------------------------------------------------------
+
+    def create_payment(self, request: PaymentRequest) -> PaymentResult:
+        raise self._unsupported("create_payment")
+
+    def confirm_payment(self, request: ConfirmRequest) -> PaymentResult:
+        raise self._unsupported("confirm_payment")
+
+    def capture_payment(self, request: CaptureRequest) -> PaymentResult:
+        raise self._unsupported("capture_payment")
+
+    def cancel_payment(self, request: CancelRequest) -> PaymentResult:
+        raise self._unsupported("cancel_payment")
+
+    def get_payment_status(self, request: StatusRequest) -> PaymentResult:
+        raise self._unsupported("get_payment_status")
+
+    def create_refund(self, request: RefundRequest) -> RefundResult:
+        raise self._unsupported("create_refund")
+
+    # -- async twins ---------------------------------------------------------------------
+    # Adapters without a network transport (sandbox, mock) answer in-process, so the
+    # default calls the sync method; HTTP adapters override these with native async clients.
+
+    async def create_payment_async(self, request: PaymentRequest) -> PaymentResult:
+        return self.create_payment(request)
+
+    async def confirm_payment_async(self, request: ConfirmRequest) -> PaymentResult:
+        return self.confirm_payment(request)
+
+    async def capture_payment_async(self, request: CaptureRequest) -> PaymentResult:
+        return self.capture_payment(request)
+
+    async def cancel_payment_async(self, request: CancelRequest) -> PaymentResult:
+        return self.cancel_payment(request)
+
+    async def get_payment_status_async(self, request: StatusRequest) -> PaymentResult:
+        return self.get_payment_status(request)
+
+    async def create_refund_async(self, request: RefundRequest) -> RefundResult:
+        return self.create_refund(request)

@@ -1,0 +1,136 @@
+"""Which provider instance answers for an alias.
+
+This module owns one decision: how ``PAYDESK["PROVIDERS"]`` becomes provider instances. It
+works like Django's ``storages`` handler: ``{alias: {"BACKEND": ..., "OPTIONS": {...}}}``,
+each instance built on first use from the then-current settings (``env()`` markers resolved
+at that moment), cached per alias, and dropped when ``PAYDESK`` changes. ``BACKEND`` is a
+dotted path or a short name registered with ``register_provider_class``.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+from django.utils.module_loading import import_string
+
+from ..conf import paydesk_settings, resolve
+from ..exceptions import ConfigurationError
+from .base import PaymentProvider, ProviderInfo
+
+__all__ = [
+    "BUILTIN_BACKENDS",
+    "ProviderHandler",
+    "get_payment_provider",
+    "list_available_providers",
+    "providers",
+    "register_provider_class",
+]
+
+BUILTIN_BACKENDS: dict[str, str] = {
+    "sandbox": "paydesk.providers.sandbox.SandboxProvider",
+}
+
+_registered: dict[str, type[PaymentProvider]] = {}
+
+
+def register_provider_class(name: str, cls: type[PaymentProvider]) -> None:
+    """Make ``cls`` usable as ``"BACKEND": name`` in ``PAYDESK["PROVIDERS"]``."""
+    if not (isinstance(cls, type) and issubclass(cls, PaymentProvider)):
+        raise ConfigurationError(
+            f"register_provider_class({name!r}, ...) needs a PaymentProvider subclass, "
+            f"got {cls!r}."
+        )
+    _registered[name] = cls
+    providers.reset()
+
+
+def load_backend(backend: str) -> type[PaymentProvider]:
+    """Resolve a BACKEND value (registered name, built-in name or dotted path) to a class."""
+    if backend in _registered:
+        return _registered[backend]
+    path = BUILTIN_BACKENDS.get(backend, backend)
+    try:
+        cls = import_string(path)
+    except ImportError as exc:
+        raise ConfigurationError(
+            f"Cannot import provider backend {backend!r}: {exc}. Use a dotted path to a "
+            "PaymentProvider subclass, a built-in name, or register_provider_class()."
+        ) from exc
+    if not (isinstance(cls, type) and issubclass(cls, PaymentProvider)):
+        raise ConfigurationError(
+            f"Provider backend {backend!r} is not a paydesk.providers.base.PaymentProvider."
+        )
+    return cls
+
+
+class ProviderHandler:
+    def __init__(self) -> None:
+        self._instances: dict[str, PaymentProvider] = {}
+        self._lock = threading.Lock()
+
+    @property
+    def config(self) -> dict[str, Any]:
+        configured = paydesk_settings.PROVIDERS
+        if not isinstance(configured, dict):
+            raise ConfigurationError('PAYDESK["PROVIDERS"] must be a dict of alias -> config.')
+        return configured
+
+    def aliases(self) -> list[str]:
+        return list(self.config)
+
+    def __getitem__(self, alias: str) -> PaymentProvider:
+        instance = self._instances.get(alias)
+        if instance is not None:
+            return instance
+        with self._lock:
+            instance = self._instances.get(alias)
+            if instance is None:
+                instance = self.create(alias)
+                self._instances[alias] = instance
+        return instance
+
+    def create(self, alias: str) -> PaymentProvider:
+        try:
+            params = self.config[alias]
+        except KeyError:
+            known = ", ".join(sorted(self.config)) or "none"
+            raise ConfigurationError(
+                f"No payment provider is configured under alias {alias!r} (configured: {known}). "
+                'Add it to PAYDESK["PROVIDERS"].'
+            ) from None
+        if not isinstance(params, dict) or "BACKEND" not in params:
+            raise ConfigurationError(
+                f'PAYDESK["PROVIDERS"][{alias!r}] needs a "BACKEND" key, like STORAGES entries.'
+            )
+        cls = load_backend(params["BACKEND"])
+        options = resolve(params.get("OPTIONS") or {})
+        return cls(alias=alias, options=options)
+
+    def reset(self) -> None:
+        with self._lock:
+            self._instances = {}
+
+    def set_instance(self, alias: str, instance: PaymentProvider) -> None:
+        """Use ``instance`` for ``alias`` until the next reset (the testing kit's seam)."""
+        with self._lock:
+            self._instances[alias] = instance
+
+
+providers = ProviderHandler()
+
+
+def get_payment_provider(alias: str | None = None) -> PaymentProvider:
+    """The provider instance for ``alias``, or for ``PAYDESK["DEFAULT_PROVIDER"]``."""
+    return providers[alias or paydesk_settings.DEFAULT_PROVIDER]
+
+
+def list_available_providers() -> list[ProviderInfo]:
+    """Display metadata of every configured provider (unbuildable ones are left out)."""
+    infos = []
+    for alias in providers.aliases():
+        try:
+            infos.append(providers[alias].info())
+        except ConfigurationError:
+            continue
+    return infos

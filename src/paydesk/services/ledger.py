@@ -1,0 +1,241 @@
+"""Appending to a payment's ledger and refreshing its cached state.
+
+This module owns one decision: how a fact becomes durable. Callers hold the payment's row
+lock (``locked_payment``) inside ``transaction.atomic``; ``append`` inserts one ledger row
+(a repeated idempotency key is a no-op, so duplicate events are harmless), ``refresh``
+re-folds the ledger onto the payment row, and ``announce`` queues the signals that the
+status change deserves, to be sent on commit.
+
+It also owns the *operation lease*: a short-lived marker on the payment row, taken under the
+lock before a provider call and cleared when its outcome is recorded, so two requests can
+never send the same operation to the provider at once. A lease expires on its own, so a
+process that died mid-call does not block the payment forever.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from decimal import Decimal
+from typing import Any
+
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from .. import signals
+from ..exceptions import PaymentInProgress, PaymentValidationError
+from ..models import Payment, Refund, TransactionLog
+from ..states import LedgerKind, PaymentState, PaymentStatus, fold
+from ..types import PaymentResult, ProviderStatus
+
+logger = logging.getLogger("paydesk.services")
+
+LEASE_DURATION = dt.timedelta(minutes=2)
+
+
+def payment_pk(payment: Payment | str) -> str:
+    return payment if isinstance(payment, str) else payment.pk
+
+
+def locked_payment(payment: Payment | str) -> Payment:
+    """The payment row, locked until the surrounding transaction ends."""
+    try:
+        return Payment.objects.select_for_update().get(pk=payment_pk(payment))
+    except Payment.DoesNotExist:
+        raise PaymentValidationError(
+            f"No payment with id {payment_pk(payment)!r}.", code="not_found", field="payment"
+        ) from None
+
+
+def append(
+    payment: Payment,
+    *,
+    kind: LedgerKind,
+    key: str,
+    amount: Decimal | None = None,
+    ref: str = "",
+    attempt: int | None = None,
+    refund: Refund | None = None,
+    provider_data: dict[str, Any] | None = None,
+    message: str = "",
+) -> TransactionLog | None:
+    """Insert one ledger row; return ``None`` if this key was already recorded."""
+    if TransactionLog.objects.filter(payment=payment, idempotency_key=key).exists():
+        return None
+    try:
+        # The savepoint keeps an unexpected duplicate from poisoning the outer transaction.
+        with transaction.atomic():
+            return TransactionLog.objects.create(
+                payment=payment,
+                refund=refund,
+                kind=kind,
+                amount=amount,
+                currency=payment.currency,
+                attempt=payment.attempt if attempt is None else attempt,
+                ref=ref,
+                idempotency_key=key,
+                provider_data=provider_data or {},
+                message=message,
+            )
+    except IntegrityError:
+        return None
+
+
+def refresh(payment: Payment) -> PaymentState:
+    """Fold the ledger onto the payment row (caller holds the lock)."""
+    state = fold(TransactionLog.objects.filter(payment=payment).facts())
+    payment.status = state.status
+    payment.authorized_amount = state.authorized
+    payment.captured_amount = state.captured
+    payment.refunded_amount = state.refunded
+    payment.refund_reserved_amount = state.refund_reserved
+    if state.status in (PaymentStatus.AUTHORIZED, PaymentStatus.COMPLETED) and not payment.processed_at:
+        payment.processed_at = timezone.now()
+    if state.status == PaymentStatus.CANCELLED and not payment.cancelled_at:
+        payment.cancelled_at = timezone.now()
+    if state.status != PaymentStatus.REQUIRES_ACTION:
+        payment.next_action = None
+    payment.save()
+    return state
+
+
+def take_lease(payment: Payment, operation: str) -> None:
+    """Mark ``operation`` as under way (caller holds the lock)."""
+    now = timezone.now()
+    if payment.lease_operation and payment.lease_until and payment.lease_until > now:
+        raise PaymentInProgress(
+            f"Payment {payment.pk} is already being sent to the provider "
+            f"({payment.lease_operation}). Wait for that request to finish, then read the "
+            "payment's status."
+        )
+    payment.lease_operation = operation
+    payment.lease_until = now + LEASE_DURATION
+
+
+def release_lease(payment: Payment) -> None:
+    payment.lease_operation = ""
+    payment.lease_until = None
+
+
+def lease_expired(payment: Payment) -> bool:
+    return not payment.lease_until or payment.lease_until <= timezone.now()
+
+
+def announce(payment: Payment, old_status: str, *, result: Any = None) -> None:
+    """Queue the signals a status change from ``old_status`` deserves (sent on commit)."""
+    new = PaymentStatus(payment.status)
+    if new == old_status:
+        return
+    common: dict[str, Any] = {
+        "sender": Payment,
+        "payment": payment,
+        "provider": payment.provider,
+        "result": result,
+    }
+    if new == PaymentStatus.REQUIRES_ACTION:
+        signals.send_on_commit(
+            signals.payment_requires_action, next_action=payment.next_action, **common
+        )
+    elif new in (PaymentStatus.AUTHORIZED, PaymentStatus.COMPLETED) and old_status in (
+        PaymentStatus.PENDING,
+        PaymentStatus.REQUIRES_ACTION,
+        PaymentStatus.PROCESSING,
+        PaymentStatus.FAILED,
+        PaymentStatus.AUTHORIZED,
+    ):
+        signals.send_on_commit(signals.payment_confirmed, **common)
+    elif new == PaymentStatus.FAILED:
+        signals.send_on_commit(
+            signals.payment_failed,
+            error_code=payment.failure_code,
+            error_message=payment.failure_message,
+            **common,
+        )
+    elif new == PaymentStatus.CANCELLED:
+        signals.send_on_commit(signals.payment_cancelled, **common)
+
+
+def record_result(
+    payment: Payment, result: PaymentResult, *, attempt: int, source: str
+) -> PaymentState:
+    """Append the facts a provider result reports (caller holds the lock).
+
+    Keys are derived from the provider's ids and the attempt, never from the source, so the
+    same outcome reported by the API response, a webhook and a sync is one ledger fact.
+    """
+    ppid = result.provider_payment_id or payment.provider_payment_id
+    if result.provider_payment_id and not payment.provider_payment_id:
+        payment.provider_payment_id = result.provider_payment_id
+    raw = dict(result.raw)
+    amount = payment.amount
+    status = result.status
+
+    if status == ProviderStatus.REQUIRES_ACTION:
+        payment.next_action = result.next_action.as_dict() if result.next_action else None
+        append(
+            payment,
+            kind=LedgerKind.REQUIRES_ACTION,
+            key=f"attempt-{attempt}:requires_action",
+            attempt=attempt,
+            provider_data=raw,
+            message=f"via {source}",
+        )
+    elif status == ProviderStatus.PROCESSING:
+        append(
+            payment,
+            kind=LedgerKind.PROCESSING,
+            key=f"attempt-{attempt}:processing",
+            attempt=attempt,
+            provider_data=raw,
+            message=f"via {source}",
+        )
+    elif status in (ProviderStatus.AUTHORIZED, ProviderStatus.CAPTURED):
+        authorized = result.amount_authorized.amount if result.amount_authorized else amount
+        append(
+            payment,
+            kind=LedgerKind.AUTHORIZATION,
+            key=f"authorization:{ppid}",
+            amount=authorized,
+            ref=ppid,
+            attempt=attempt,
+            provider_data=raw,
+            message=f"via {source}",
+        )
+        if status == ProviderStatus.CAPTURED:
+            captured = result.amount_captured.amount if result.amount_captured else authorized
+            append(
+                payment,
+                kind=LedgerKind.CAPTURE,
+                key=f"capture:{ppid}",
+                amount=captured,
+                ref=ppid,
+                attempt=attempt,
+                provider_data=raw,
+                message=f"via {source}",
+            )
+        if result.fee is not None:
+            payment.processing_fee = result.fee.amount
+        payment.failure_code = ""
+        payment.failure_message = ""
+    elif status == ProviderStatus.FAILED:
+        failure = result.failure
+        payment.failure_code = failure.code if failure else "processing_error"
+        payment.failure_message = failure.message if failure else "The provider failed the payment."
+        append(
+            payment,
+            kind=LedgerKind.PAYMENT_FAILED,
+            key=f"attempt-{attempt}:failed",
+            attempt=attempt,
+            provider_data={**raw, "failure_code": payment.failure_code},
+            message=payment.failure_message,
+        )
+    elif status == ProviderStatus.CANCELLED:
+        append(
+            payment,
+            kind=LedgerKind.CANCELLATION,
+            key=f"cancellation:{ppid or attempt}",
+            attempt=attempt,
+            provider_data=raw,
+            message=f"via {source}",
+        )
+    return refresh(payment)

@@ -1,0 +1,550 @@
+"""Payment services: create, process, confirm, capture, cancel, retry, sync.
+
+This module owns one decision: the order of operations around each provider call. Every
+function follows the same three steps, so no row lock is ever held across the network:
+
+1. lock the payment, check the transition, record the intent and take the operation lease;
+   commit;
+2. call the provider with a deterministic idempotency key derived from paydesk's own ids
+   (a retry of the same step sends the same key, so the provider cannot charge twice);
+3. lock again, append what the provider answered, refresh the fold, release the lease;
+   commit; signals go out on commit.
+
+A definitive refusal (declined card, expired card) is recorded and the payment returned with
+``status="failed"``; it is not raised. A retryable provider error (timeout, 5xx) leaves the
+outcome unknown: it is noted in the ledger and re-raised, and ``sync_payment`` settles it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from decimal import Decimal
+from typing import Any
+
+from django.contrib.contenttypes.models import ContentType
+from django.db import IntegrityError, models, transaction
+
+from ..conf import paydesk_settings
+from ..exceptions import (
+    InvalidTransition,
+    MoneyError,
+    NotSupported,
+    PaymentInProgress,
+    PaymentMethodNotUsable,
+    PaymentValidationError,
+    ProviderError,
+)
+from ..models import Payment, PaymentMethod
+from ..money import Money
+from ..providers.base import PaymentProvider
+from ..providers.registry import get_payment_provider
+from ..states import (
+    CANCELLABLE,
+    CAPTURABLE,
+    PROCESSABLE,
+    RETRYABLE,
+    LedgerKind,
+    PaymentStatus,
+)
+from ..types import (
+    CancelRequest,
+    Capability,
+    CaptureRequest,
+    ConfirmRequest,
+    Customer,
+    PaymentRequest,
+    PaymentResult,
+    ProviderFailure,
+    ProviderStatus,
+    StatusRequest,
+)
+from . import ledger
+from .ledger import locked_payment, payment_pk
+from .. import signals
+
+__all__ = [
+    "cancel_payment",
+    "capture_payment",
+    "confirm_payment",
+    "create_payment",
+    "process_payment",
+    "retry_payment",
+    "sync_payment",
+]
+
+
+def _to_money(amount: Money | Decimal | str | int, currency: str | None) -> Money:
+    if isinstance(amount, Money):
+        if currency and currency.upper() != amount.currency:
+            raise PaymentValidationError(
+                f"amount is in {amount.currency} but currency={currency!r} was given.",
+                field="currency",
+            )
+        return amount
+    if isinstance(amount, float):
+        raise PaymentValidationError(
+            "Amounts must not be floats; pass a Decimal or a string such as '19.99'.",
+            field="amount",
+        )
+    try:
+        return Money(amount, currency or paydesk_settings.DEFAULT_CURRENCY)
+    except MoneyError as exc:
+        raise PaymentValidationError(exc.message, code=exc.code, field="amount") from exc
+
+
+def processing_fee(money: Money) -> Money:
+    """The configured processing fee (``PAYDESK["PROCESSING_FEE_RATE"]`` percent), exact."""
+    rate = Decimal(str(paydesk_settings.PROCESSING_FEE_RATE or "0"))
+    return money.percentage(rate) if rate else Money.zero(money.currency)
+
+
+def _check_method(method: PaymentMethod, *, user: Any, provider: str) -> None:
+    if not method.is_active:
+        raise PaymentMethodNotUsable(
+            "This payment method is deactivated; ask the customer for another one.",
+            field="payment_method",
+        )
+    if user is None or method.user_id != user.pk:
+        raise PaymentMethodNotUsable(
+            "This payment method belongs to another user.", field="payment_method"
+        )
+    if method.provider != provider:
+        raise PaymentMethodNotUsable(
+            f"This payment method was saved with provider {method.provider!r}, not {provider!r}.",
+            field="payment_method",
+        )
+
+
+def create_payment(
+    *,
+    amount: Money | Decimal | str | int,
+    currency: str | None = None,
+    provider: str | None = None,
+    user: Any | None = None,
+    payment_method: PaymentMethod | None = None,
+    payment_method_token: str = "",
+    reference: str = "",
+    content_object: models.Model | None = None,
+    description: str = "",
+    capture: bool = True,
+    return_url: str = "",
+    customer_email: str = "",
+    metadata: Mapping[str, Any] | None = None,
+    idempotency_key: str | None = None,
+) -> Payment:
+    """Create a pending payment and its first ledger entry; nothing is sent to the provider.
+
+    ``idempotency_key`` (scoped to ``user``) makes a double-submitted checkout return the
+    payment the first submission created, provided the parameters are the same.
+    """
+    money = _to_money(amount, currency)
+    if money.amount <= 0:
+        raise PaymentValidationError("amount must be greater than zero.", field="amount")
+    alias = provider or paydesk_settings.DEFAULT_PROVIDER
+    backend = get_payment_provider(alias)
+    if not backend.supports_currency(money.currency):
+        raise PaymentValidationError(
+            f"Provider {alias!r} does not accept {money.currency}; choose another provider "
+            "or currency.",
+            code="currency_not_supported",
+            field="currency",
+        )
+    if not capture and not backend.supports(Capability.CAPTURE):
+        raise NotSupported(
+            f"Provider {alias!r} cannot authorize now and capture later; use capture=True."
+        )
+    if payment_method is not None:
+        _check_method(payment_method, user=user, provider=alias)
+
+    scoped_key = None
+    if idempotency_key:
+        owner = getattr(user, "pk", None) or "anonymous"
+        scoped_key = f"{owner}:{idempotency_key}"
+        existing = Payment.objects.filter(idempotency_key=scoped_key).first()
+        if existing is not None:
+            return _same_request(existing, money=money, provider=alias)
+
+    fee = processing_fee(money)
+    try:
+        with transaction.atomic():
+            payment = Payment.objects.create(
+                user=user if getattr(user, "pk", None) else None,
+                provider=alias,
+                payment_method=payment_method,
+                payment_method_token=payment_method_token,
+                amount=money.amount,
+                currency=money.currency,
+                processing_fee=fee.amount,
+                reference=reference,
+                content_type=(
+                    ContentType.objects.get_for_model(content_object) if content_object else None
+                ),
+                object_id=str(content_object.pk) if content_object else "",
+                description=description,
+                capture_method="automatic" if capture else "manual",
+                return_url=return_url,
+                customer_email=customer_email,
+                metadata=dict(metadata or {}),
+                idempotency_key=scoped_key,
+            )
+            ledger.append(
+                payment,
+                kind=LedgerKind.PAYMENT_CREATED,
+                key="created",
+                amount=money.amount,
+                message=description,
+            )
+            ledger.refresh(payment)
+            signals.send_on_commit(
+                signals.payment_created,
+                sender=Payment,
+                payment=payment,
+                provider=alias,
+                result=None,
+            )
+    except IntegrityError:
+        # Two submissions with the same idempotency key raced; the other one won.
+        existing = Payment.objects.filter(idempotency_key=scoped_key).first()
+        if scoped_key is None or existing is None:
+            raise
+        return _same_request(existing, money=money, provider=alias)
+    return payment
+
+
+def _same_request(existing: Payment, *, money: Money, provider: str) -> Payment:
+    if existing.money != money or existing.provider != provider:
+        raise PaymentValidationError(
+            "This idempotency key was already used for a different payment "
+            f"({existing.amount} {existing.currency} via {existing.provider}); "
+            "use a new key for a new payment.",
+            code="idempotency_key_reused",
+            field="idempotency_key",
+        )
+    return existing
+
+
+def _provider_key(payment: Payment, operation: str, attempt: int | None = None) -> str:
+    # Derived only from our own ids, so any retry of the same step sends the same key.
+    suffix = f":attempt-{attempt}" if attempt is not None else ""
+    return f"paydesk:{payment.pk}{suffix}:{operation}"
+
+
+def _customer(payment: Payment) -> Customer:
+    email = payment.customer_email or getattr(payment.user, "email", "") or ""
+    name = ""
+    if payment.user is not None:
+        name = payment.user.get_full_name() if hasattr(payment.user, "get_full_name") else ""
+    return Customer(email=email, name=name)
+
+
+def _finish(
+    payment: Payment,
+    *,
+    attempt: int,
+    source: str,
+    call: Any,
+    provider: PaymentProvider,
+) -> Payment:
+    """Step 2 and 3: call the provider, then record what it said."""
+    try:
+        result: PaymentResult = call()
+    except ProviderError as exc:
+        exc.provider = exc.provider or provider.alias
+        _record_error(payment, exc, attempt=attempt, source=source)
+        if exc.retryable or exc.http_status != 402:
+            raise
+        return Payment.objects.get(pk=payment.pk)
+    with transaction.atomic():
+        locked = locked_payment(payment)
+        old = locked.status
+        ledger.release_lease(locked)
+        ledger.record_result(locked, result, attempt=attempt, source=source)
+        ledger.announce(locked, old, result=result)
+    return locked
+
+
+def _record_error(payment: Payment, exc: ProviderError, *, attempt: int, source: str) -> None:
+    with transaction.atomic():
+        locked = locked_payment(payment)
+        old = locked.status
+        ledger.release_lease(locked)
+        if exc.retryable:
+            # Outcome unknown: the provider may have acted. Keep the status; sync settles it.
+            ledger.append(
+                locked,
+                kind=LedgerKind.NOTE,
+                key=f"attempt-{attempt}:{source}:unknown:{locked.ledger.count()}",
+                attempt=attempt,
+                provider_data=exc.as_dict(),
+                message=f"{source}: {exc.message} (outcome unknown; call sync_payment)",
+            )
+            locked.save()
+            return
+        if source in ("process", "confirm"):
+            result = PaymentResult(
+                status=ProviderStatus.FAILED,
+                failure=ProviderFailure(
+                    code=exc.code, message=exc.message, provider_code=exc.provider_code or ""
+                ),
+                raw=exc.as_dict(),
+            )
+            ledger.record_result(locked, result, attempt=attempt, source=source)
+            ledger.announce(locked, old, result=None)
+        else:
+            ledger.append(
+                locked,
+                kind=LedgerKind.NOTE,
+                key=f"attempt-{attempt}:{source}:refused:{locked.ledger.count()}",
+                attempt=attempt,
+                provider_data=exc.as_dict(),
+                message=f"{source} refused: {exc.message}",
+            )
+            locked.save()
+
+
+def process_payment(
+    *,
+    payment: Payment | str,
+    payment_method_token: str | None = None,
+    return_url: str | None = None,
+) -> Payment:
+    """Send a pending payment to its provider.
+
+    Returns the payment: ``completed``/``authorized`` on success, ``requires_action`` with
+    ``payment.next_action`` when the customer must act (redirect or 3-D Secure client
+    secret), ``failed`` with ``failure_code`` when the provider refused it.
+    Raises ``PaymentInProgress`` if another request is already processing it.
+    """
+    with transaction.atomic():
+        locked = locked_payment(payment)
+        if locked.status == PaymentStatus.PROCESSING or not ledger.lease_expired(locked):
+            raise PaymentInProgress(
+                f"Payment {locked.pk} is already being processed; read its status instead of "
+                "submitting it again."
+            )
+        if locked.status not in PROCESSABLE:
+            raise InvalidTransition(
+                f"Payment {locked.pk} is {locked.status}; only pending payments can be "
+                "processed (use retry_payment after a failure)."
+            )
+        if payment_method_token is not None:
+            locked.payment_method_token = payment_method_token
+        if return_url is not None:
+            locked.return_url = return_url
+        attempt = locked.attempt
+        ledger.take_lease(locked, "process")
+        ledger.append(
+            locked,
+            kind=LedgerKind.PROCESSING,
+            key=f"attempt-{attempt}:processing",
+            attempt=attempt,
+            message="submitted to provider",
+        )
+        ledger.refresh(locked)
+        token = locked.payment_method_token or (
+            locked.payment_method.provider_token if locked.payment_method else ""
+        )
+        request = PaymentRequest(
+            payment_id=locked.pk,
+            amount=locked.money,
+            idempotency_key=_provider_key(locked, "create", attempt),
+            attempt=attempt,
+            capture=locked.capture_method == "automatic",
+            payment_method_token=token,
+            customer=_customer(locked),
+            description=locked.description,
+            return_url=locked.return_url,
+            metadata={"paydesk_payment_id": locked.pk, "reference": locked.reference},
+        )
+    provider = get_payment_provider(locked.provider)
+    return _finish(
+        locked,
+        attempt=attempt,
+        source="process",
+        call=lambda: provider.create_payment(request),
+        provider=provider,
+    )
+
+
+def confirm_payment(*, payment: Payment | str, params: Mapping[str, str] | None = None) -> Payment:
+    """Ask the provider for the outcome after the customer's action (3-D Secure, redirect)."""
+    with transaction.atomic():
+        locked = locked_payment(payment)
+        if locked.status not in (PaymentStatus.REQUIRES_ACTION, PaymentStatus.PROCESSING):
+            if locked.status in (PaymentStatus.COMPLETED, PaymentStatus.AUTHORIZED):
+                return locked  # already confirmed (a webhook got there first)
+            raise InvalidTransition(
+                f"Payment {locked.pk} is {locked.status}; there is nothing to confirm."
+            )
+        ledger.take_lease(locked, "confirm")
+        locked.save()
+        attempt = locked.attempt
+        request = ConfirmRequest(
+            payment_id=locked.pk,
+            provider_payment_id=locked.provider_payment_id,
+            amount=locked.money,
+            idempotency_key=_provider_key(locked, "confirm", attempt),
+            params=dict(params or {}),
+        )
+    provider = get_payment_provider(locked.provider)
+    return _finish(
+        locked,
+        attempt=attempt,
+        source="confirm",
+        call=lambda: provider.confirm_payment(request),
+        provider=provider,
+    )
+
+
+def capture_payment(*, payment: Payment | str, amount: Money | Decimal | str | None = None) -> Payment:
+    """Capture an authorized payment, in full or (if the provider allows) in part."""
+    with transaction.atomic():
+        locked = locked_payment(payment)
+        provider = get_payment_provider(locked.provider)
+        if not provider.supports(Capability.CAPTURE):
+            raise NotSupported(f"Provider {locked.provider!r} does not support manual capture.")
+        if locked.status not in CAPTURABLE:
+            raise InvalidTransition(
+                f"Payment {locked.pk} is {locked.status}; only authorized payments can be captured."
+            )
+        capturable = locked.authorized_amount - locked.captured_amount
+        money = _to_money(amount, locked.currency) if amount is not None else Money(
+            capturable, locked.currency
+        )
+        if money.amount <= 0 or money.amount > capturable:
+            raise PaymentValidationError(
+                f"Capture amount must be between 0 and {capturable} {locked.currency}.",
+                field="amount",
+            )
+        if money.amount < capturable and not provider.supports(Capability.PARTIAL_CAPTURE):
+            raise NotSupported(f"Provider {locked.provider!r} cannot capture part of a payment.")
+        ledger.take_lease(locked, "capture")
+        locked.save()
+        attempt = locked.attempt
+        request = CaptureRequest(
+            payment_id=locked.pk,
+            provider_payment_id=locked.provider_payment_id,
+            amount=money,
+            idempotency_key=_provider_key(locked, "capture"),
+        )
+    return _finish(
+        locked,
+        attempt=attempt,
+        source="capture",
+        call=lambda: provider.capture_payment(request),
+        provider=provider,
+    )
+
+
+def cancel_payment(*, payment: Payment | str, reason: str = "") -> Payment:
+    """Cancel a payment that has not been captured (voids an authorization)."""
+    with transaction.atomic():
+        locked = locked_payment(payment)
+        if locked.status not in CANCELLABLE:
+            raise InvalidTransition(
+                f"Payment {locked.pk} is {locked.status}; only pending, requires_action or "
+                "authorized payments can be cancelled (refund a completed one instead)."
+            )
+        if not locked.provider_payment_id:
+            # Never reached the provider: nothing to void remotely.
+            old = locked.status
+            ledger.append(
+                locked,
+                kind=LedgerKind.CANCELLATION,
+                key="cancellation:local",
+                message=reason or "cancelled before submission",
+            )
+            ledger.refresh(locked)
+            ledger.announce(locked, old)
+            return locked
+        provider = get_payment_provider(locked.provider)
+        if not provider.supports(Capability.CANCEL):
+            raise NotSupported(f"Provider {locked.provider!r} does not support cancellation.")
+        ledger.take_lease(locked, "cancel")
+        locked.save()
+        attempt = locked.attempt
+        request = CancelRequest(
+            payment_id=locked.pk,
+            provider_payment_id=locked.provider_payment_id,
+            idempotency_key=_provider_key(locked, "cancel"),
+        )
+    return _finish(
+        locked,
+        attempt=attempt,
+        source="cancel",
+        call=lambda: provider.cancel_payment(request),
+        provider=provider,
+    )
+
+
+def retry_payment(
+    *,
+    payment: Payment | str,
+    payment_method: PaymentMethod | None = None,
+    payment_method_token: str | None = None,
+    process: bool = True,
+) -> Payment:
+    """Start a new attempt for a failed payment, optionally with another payment method."""
+    with transaction.atomic():
+        locked = locked_payment(payment)
+        if locked.status not in RETRYABLE:
+            raise InvalidTransition(
+                f"Payment {locked.pk} is {locked.status}; only failed payments can be retried."
+            )
+        if payment_method is not None:
+            _check_method(payment_method, user=locked.user, provider=locked.provider)
+            locked.payment_method = payment_method
+            locked.payment_method_token = ""
+        if payment_method_token is not None:
+            locked.payment_method_token = payment_method_token
+        locked.attempt += 1
+        locked.failure_code = ""
+        locked.failure_message = ""
+        locked.provider_payment_id = ""
+        ledger.append(
+            locked,
+            kind=LedgerKind.ATTEMPT_STARTED,
+            key=f"attempt-{locked.attempt}:started",
+            attempt=locked.attempt,
+            message="retry",
+        )
+        ledger.refresh(locked)
+    if process:
+        return process_payment(payment=locked)
+    return locked
+
+
+def sync_payment(*, payment: Payment | str) -> Payment:
+    """Pull the payment's status from its provider and record anything new."""
+    current = Payment.objects.get(pk=payment_pk(payment))
+    provider = get_payment_provider(current.provider)
+    if not provider.supports(Capability.SYNC):
+        raise NotSupported(f"Provider {current.provider!r} cannot report a payment's status.")
+    if current.status == PaymentStatus.PENDING:
+        return current  # never submitted: the provider knows nothing yet
+    attempt = current.attempt
+    request = StatusRequest(
+        payment_id=current.pk,
+        provider_payment_id=current.provider_payment_id,
+        idempotency_key=_provider_key(current, "create", attempt),
+        amount=current.money,
+    )
+    result = provider.get_payment_status(request)
+    with transaction.atomic():
+        locked = locked_payment(current)
+        old = locked.status
+        if result.status == ProviderStatus.NOT_FOUND:
+            if locked.status == PaymentStatus.PROCESSING and ledger.lease_expired(locked):
+                # The submission never reached the provider and nobody is still waiting for it.
+                result = PaymentResult(
+                    status=ProviderStatus.FAILED,
+                    failure=ProviderFailure(
+                        code="provider_unavailable",
+                        message="The provider never received this payment; retry it.",
+                    ),
+                )
+            else:
+                return locked
+        ledger.record_result(locked, result, attempt=attempt, source="sync")
+        ledger.announce(locked, old, result=result)
+    return locked

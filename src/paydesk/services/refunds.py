@@ -1,0 +1,234 @@
+"""Refund services: reserve, then call the provider, then record.
+
+This module owns one decision: how a refund can never exceed what was captured, even when
+many are requested at once. ``create_refund`` locks the payment, checks the amount against
+the ledger fold (captured − completed − in-flight refunds) and appends a
+``refund_requested`` entry that *reserves* the amount, all in one transaction. Only then,
+outside any lock, does ``process_refund`` call the provider, with an idempotency key derived
+from the refund's id so a repeated call cannot refund twice. A failed refund releases its
+reservation; an unknown outcome (timeout) keeps it until a retry or sync settles it.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+from django.db import transaction
+from django.utils import timezone
+
+from .. import signals
+from ..exceptions import (
+    InvalidTransition,
+    NotSupported,
+    PaymentInProgress,
+    PaymentValidationError,
+    ProviderError,
+    RefundExceedsCaptured,
+)
+from ..models import Payment, Refund
+from ..money import Money
+from ..policy import get_refund_policy
+from ..providers.registry import get_payment_provider
+from ..states import REFUNDABLE, LedgerKind, RefundStatus
+from ..types import Capability, RefundRequest, RefundResult
+from . import ledger
+from .ledger import locked_payment, payment_pk
+from .payments import _to_money
+
+__all__ = ["create_refund", "process_refund"]
+
+
+def create_refund(
+    *,
+    payment: Payment | str,
+    amount: Money | Decimal | str | None = None,
+    reason: str = "",
+    user: Any | None = None,
+    process: bool = True,
+) -> Refund:
+    """Reserve a refund of ``amount`` (default: all that is left) and, by default, send it.
+
+    Raises ``RefundExceedsCaptured`` when completed plus in-flight refunds plus this one would
+    exceed the captured amount, ``RefundNotAllowed`` when the project's refund policy says
+    no, ``NotSupported`` when the provider cannot refund this way. Nothing is written then.
+    """
+    current = Payment.objects.get(pk=payment_pk(payment))
+    provider = get_payment_provider(current.provider)
+    if not provider.supports(Capability.REFUND):
+        raise NotSupported(f"Provider {current.provider!r} does not support refunds.")
+    money = _to_money(amount, current.currency) if amount is not None else None
+    if money is not None and money.amount <= 0:
+        raise PaymentValidationError("Refund amount must be greater than zero.", field="amount")
+    get_refund_policy().check_refund(
+        payment=current,
+        amount=money or Money(current.refundable_amount, current.currency),
+        user=user,
+    )
+
+    with transaction.atomic():
+        locked = locked_payment(current)
+        if locked.status not in REFUNDABLE:
+            raise InvalidTransition(
+                f"Payment {locked.pk} is {locked.status}; only completed or partially refunded "
+                "payments can be refunded (cancel an authorized one instead)."
+            )
+        available = locked.captured_amount - locked.refunded_amount - locked.refund_reserved_amount
+        value = money or Money(available, locked.currency)
+        if value.amount <= 0 or value.amount > available:
+            raise RefundExceedsCaptured(
+                f"Cannot refund {value.amount} {locked.currency}: {locked.captured_amount} was "
+                f"captured, {locked.refunded_amount} is refunded and "
+                f"{locked.refund_reserved_amount} is being refunded, so at most {available} "
+                "can still be refunded."
+            )
+        if value.amount < locked.captured_amount and not provider.supports(
+            Capability.PARTIAL_REFUND
+        ):
+            raise NotSupported(f"Provider {locked.provider!r} only refunds whole payments.")
+        if (
+            locked.refunded_amount + locked.refund_reserved_amount > 0
+            and not provider.supports(Capability.MULTIPLE_REFUNDS)
+        ):
+            raise NotSupported(f"Provider {locked.provider!r} allows one refund per payment.")
+        refund = Refund.objects.create(
+            payment=locked,
+            amount=value.amount,
+            currency=locked.currency,
+            reason=reason,
+            processed_by=user if getattr(user, "pk", None) else None,
+        )
+        ledger.append(
+            locked,
+            kind=LedgerKind.REFUND_REQUESTED,
+            key=f"refund:{refund.pk}:requested",
+            amount=value.amount,
+            ref=refund.pk,
+            refund=refund,
+            message=reason,
+        )
+        ledger.refresh(locked)
+    if process:
+        return process_refund(refund=refund)
+    return refund
+
+
+def process_refund(*, refund: Refund | str) -> Refund:
+    """Send a reserved refund to the provider and record its outcome.
+
+    Safe to call again after a timeout: the same idempotency key is sent.
+    """
+    refund_id = refund if isinstance(refund, str) else refund.pk
+    with transaction.atomic():
+        locked_refund = Refund.objects.select_for_update().select_related("payment").get(
+            pk=refund_id
+        )
+        if locked_refund.status == RefundStatus.PROCESSING:
+            raise PaymentInProgress(
+                f"Refund {refund_id} is already being sent to the provider; read its status."
+            )
+        if locked_refund.status != RefundStatus.PENDING:
+            raise InvalidTransition(
+                f"Refund {refund_id} is {locked_refund.status}; only pending refunds can be sent."
+            )
+        locked_refund.status = RefundStatus.PROCESSING
+        locked_refund.save(update_fields=["status", "updated_at"])
+        payment = locked_refund.payment
+        request = RefundRequest(
+            refund_id=locked_refund.pk,
+            payment_id=payment.pk,
+            provider_payment_id=payment.provider_payment_id,
+            amount=Money(locked_refund.amount, locked_refund.currency),
+            idempotency_key=f"paydesk:{locked_refund.pk}:refund",
+            reason=locked_refund.reason,
+        )
+    provider = get_payment_provider(payment.provider)
+    try:
+        result = provider.create_refund(request)
+    except ProviderError as exc:
+        exc.provider = exc.provider or provider.alias
+        if exc.retryable:
+            # Outcome unknown: keep the reservation, allow a retry with the same key.
+            Refund.objects.filter(pk=refund_id, status=RefundStatus.PROCESSING).update(
+                status=RefundStatus.PENDING, failure_code=exc.code, failure_message=exc.message
+            )
+            raise
+        result = RefundResult(status="failed", raw=exc.as_dict())
+        return record_refund_result(refund=refund_id, result=result, error=exc)
+    return record_refund_result(refund=refund_id, result=result)
+
+
+def record_refund_result(
+    *, refund: Refund | str, result: RefundResult, error: ProviderError | None = None
+) -> Refund:
+    """Append a provider's refund outcome (from the API response, a webhook or a sync)."""
+    refund_id = refund if isinstance(refund, str) else refund.pk
+    with transaction.atomic():
+        payment = locked_payment(Refund.objects.values_list("payment_id", flat=True).get(pk=refund_id))
+        locked_refund = Refund.objects.select_for_update().get(pk=refund_id)
+        old = payment.status
+        if result.provider_refund_id:
+            locked_refund.provider_refund_id = result.provider_refund_id
+        locked_refund.provider_response = dict(result.raw)
+        if result.status == "completed":
+            entry = ledger.append(
+                payment,
+                kind=LedgerKind.REFUND_COMPLETED,
+                key=f"refund:{refund_id}:completed",
+                amount=locked_refund.amount,
+                ref=refund_id,
+                refund=locked_refund,
+                provider_data=dict(result.raw),
+                message=locked_refund.reason,
+            )
+            locked_refund.status = RefundStatus.COMPLETED
+            locked_refund.failure_code = ""
+            locked_refund.failure_message = ""
+            locked_refund.processed_at = locked_refund.processed_at or timezone.now()
+            ledger.refresh(payment)
+            if entry is not None:
+                signals.send_on_commit(
+                    signals.payment_refunded,
+                    sender=Payment,
+                    payment=payment,
+                    provider=payment.provider,
+                    result=result,
+                    refund=locked_refund,
+                    amount=locked_refund.amount,
+                    reason=locked_refund.reason,
+                )
+        elif result.status == "failed":
+            code = error.code if error else (result.failure.code if result.failure else "")
+            message = error.message if error else (
+                result.failure.message if result.failure else "The provider refused the refund."
+            )
+            entry = ledger.append(
+                payment,
+                kind=LedgerKind.REFUND_FAILED,
+                key=f"refund:{refund_id}:failed",
+                ref=refund_id,
+                refund=locked_refund,
+                provider_data=dict(result.raw),
+                message=message,
+            )
+            if locked_refund.status != RefundStatus.COMPLETED:
+                locked_refund.status = RefundStatus.FAILED
+                locked_refund.failure_code = code or "processing_error"
+                locked_refund.failure_message = message
+            ledger.refresh(payment)
+            if entry is not None:
+                signals.send_on_commit(
+                    signals.refund_failed,
+                    sender=Payment,
+                    payment=payment,
+                    provider=payment.provider,
+                    result=result,
+                    refund=locked_refund,
+                    error_code=locked_refund.failure_code,
+                    error_message=message,
+                )
+        else:  # pending at the provider: a webhook or sync completes it
+            locked_refund.status = RefundStatus.PROCESSING
+        locked_refund.save()
+        ledger.announce(payment, old, result=None)
+    return locked_refund

@@ -1,0 +1,72 @@
+"""Lifecycle notifications, sent after the transaction that caused them commits.
+
+This module owns one decision: how the outside world hears about payment state changes.
+Signals are notifications, not hooks into the decision: they are sent from
+``transaction.on_commit`` (so a rolled-back change is never announced), once per real state
+change, through ``send_robust`` (so one failing receiver cannot stop the others or undo the
+payment); each receiver failure is logged with its traceback.
+
+Every signal is sent with ``sender`` (the ``Payment`` class), ``payment`` (the ``Payment``
+row), ``provider`` (the alias) and ``result`` (the provider's ``PaymentResult`` /
+``RefundResult``, or ``None`` when the change did not come from a provider call). Extra
+arguments:
+
+=========================  ==========================================================
+signal                     extra keyword arguments
+=========================  ==========================================================
+payment_created            —
+payment_requires_action    ``next_action`` (dict: type, redirect_url / client_secret)
+payment_confirmed          — (completed or authorized); ``payment_approved`` is an alias
+payment_failed             ``error_code``, ``error_message``
+payment_cancelled          —
+payment_refunded           ``refund``, ``amount`` (Decimal), ``reason``
+refund_failed              ``refund``, ``error_code``, ``error_message``
+=========================  ==========================================================
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from django.db import transaction
+from django.dispatch import Signal
+
+__all__ = [
+    "payment_approved",
+    "payment_cancelled",
+    "payment_confirmed",
+    "payment_created",
+    "payment_failed",
+    "payment_refunded",
+    "payment_requires_action",
+    "refund_failed",
+    "send_on_commit",
+]
+
+logger = logging.getLogger("paydesk.signals")
+
+payment_created = Signal()
+payment_requires_action = Signal()
+payment_confirmed = Signal()
+#: Alias kept for projects following the django-payments-tr guide's name.
+payment_approved = payment_confirmed
+payment_failed = Signal()
+payment_cancelled = Signal()
+payment_refunded = Signal()
+refund_failed = Signal()
+
+
+def _send(signal: Signal, sender: Any, kwargs: dict[str, Any]) -> None:
+    for receiver, response in signal.send_robust(sender=sender, **kwargs):
+        if isinstance(response, Exception):
+            logger.error(
+                "paydesk signal receiver %r failed; the payment change it reports is committed",
+                receiver,
+                exc_info=(type(response), response, response.__traceback__),
+            )
+
+
+def send_on_commit(signal: Signal, *, sender: Any, **kwargs: Any) -> None:
+    """Send ``signal`` once the current transaction commits (immediately if none is open)."""
+    transaction.on_commit(lambda: _send(signal, sender, kwargs), robust=False)

@@ -1,0 +1,174 @@
+"""Frozen dataclasses that cross the provider seam.
+
+This module owns one decision: the only shapes that pass between paydesk's services and a
+provider adapter. No ORM object ever reaches a provider, and a provider never returns
+anything a service has to guess about: every result says what happened in paydesk's own
+vocabulary (``ProviderStatus``), with the provider's raw answer kept alongside for the ledger.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+from .money import Money
+
+__all__ = [
+    "CancelRequest",
+    "CaptureRequest",
+    "Capability",
+    "ConfirmRequest",
+    "Customer",
+    "NextAction",
+    "PaymentRequest",
+    "PaymentResult",
+    "ProviderFailure",
+    "ProviderStatus",
+    "RefundRequest",
+    "RefundResult",
+    "StatusRequest",
+]
+
+
+class Capability(StrEnum):
+    CAPTURE = "capture"  # manual capture of an authorization
+    PARTIAL_CAPTURE = "partial_capture"
+    CANCEL = "cancel"
+    REFUND = "refund"
+    PARTIAL_REFUND = "partial_refund"
+    MULTIPLE_REFUNDS = "multiple_refunds"
+    SAVED_METHODS = "saved_methods"
+    WEBHOOKS = "webhooks"
+    HOSTED_CHECKOUT = "hosted_checkout"
+    SYNC = "sync"
+
+
+class ProviderStatus(StrEnum):
+    """What the provider says happened to a payment, in paydesk's words."""
+
+    REQUIRES_ACTION = "requires_action"
+    PROCESSING = "processing"
+    AUTHORIZED = "authorized"
+    CAPTURED = "captured"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+    NOT_FOUND = "not_found"  # the provider never received the payment
+
+
+@dataclass(frozen=True, slots=True)
+class Customer:
+    email: str = ""
+    name: str = ""
+    ip_address: str | None = None
+    country: str = ""
+    phone: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class NextAction:
+    """What the customer must do before the provider can finish the payment."""
+
+    type: str  # "redirect" or "use_client_secret"
+    redirect_url: str = ""
+    client_secret: str = ""
+
+    def as_dict(self) -> dict[str, str]:
+        data = {"type": self.type}
+        if self.redirect_url:
+            data["redirect_url"] = self.redirect_url
+        if self.client_secret:
+            data["client_secret"] = self.client_secret
+        return data
+
+
+@dataclass(frozen=True, slots=True)
+class ProviderFailure:
+    code: str  # paydesk taxonomy: card_declined, insufficient_funds, ...
+    message: str
+    provider_code: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class PaymentRequest:
+    """Ask the provider to charge (or authorize) ``amount``.
+
+    ``idempotency_key`` is derived from paydesk's own ids and the attempt number: the
+    provider must treat a repeat with the same key as the same charge.
+    """
+
+    payment_id: str
+    amount: Money
+    idempotency_key: str
+    attempt: int = 1
+    capture: bool = True
+    payment_method_token: str = ""
+    customer: Customer = field(default_factory=Customer)
+    description: str = ""
+    return_url: str = ""
+    metadata: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class ConfirmRequest:
+    """Ask for the outcome after the customer finished a next action (3-D Secure, redirect)."""
+
+    payment_id: str
+    provider_payment_id: str
+    amount: Money
+    idempotency_key: str
+    params: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class CaptureRequest:
+    payment_id: str
+    provider_payment_id: str
+    amount: Money
+    idempotency_key: str
+
+
+@dataclass(frozen=True, slots=True)
+class CancelRequest:
+    payment_id: str
+    provider_payment_id: str
+    idempotency_key: str
+
+
+@dataclass(frozen=True, slots=True)
+class StatusRequest:
+    payment_id: str
+    provider_payment_id: str
+    idempotency_key: str
+    amount: Money
+
+
+@dataclass(frozen=True, slots=True)
+class RefundRequest:
+    refund_id: str
+    payment_id: str
+    provider_payment_id: str
+    amount: Money
+    idempotency_key: str
+    reason: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class PaymentResult:
+    status: ProviderStatus
+    provider_payment_id: str = ""
+    amount_authorized: Money | None = None
+    amount_captured: Money | None = None
+    next_action: NextAction | None = None
+    failure: ProviderFailure | None = None
+    fee: Money | None = None
+    raw: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class RefundResult:
+    status: str  # "completed", "pending" or "failed"
+    provider_refund_id: str = ""
+    failure: ProviderFailure | None = None
+    raw: Mapping[str, Any] = field(default_factory=dict)

@@ -42,3 +42,17 @@ def mock() -> Iterator[MockPaymentProvider]:
 def recorder() -> Iterator[SignalRecorder]:
     with SignalRecorder() as rec:
         yield rec
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    # A PostgreSQL-only test must never pass silently on another database: fail loudly.
+    # `make test` deselects them on SQLite with -m "not postgres".
+    if item.get_closest_marker("postgres"):
+        from django.db import connection
+
+        if connection.vendor != "postgresql":
+            pytest.fail(
+                f"{item.nodeid} needs PostgreSQL (DATABASE_URL=postgres://...); "
+                f"this run uses {connection.vendor}. Deselect with -m 'not postgres'.",
+                pytrace=False,
+            )

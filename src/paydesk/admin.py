@@ -45,7 +45,16 @@ class TransactionLogInline(admin.TabularInline):
     fk_name = "payment"
     extra = 0
     can_delete = False
-    fields = ("created_at", "kind", "amount", "currency", "attempt", "ref", "idempotency_key", "message")
+    fields = (
+        "created_at",
+        "kind",
+        "amount",
+        "currency",
+        "attempt",
+        "ref",
+        "idempotency_key",
+        "message",
+    )
     readonly_fields = fields
     ordering = ("id",)
 
@@ -86,7 +95,9 @@ class PaymentAdmin(admin.ModelAdmin):
     list_select_related = ("user",)
     inlines = (RefundInline, TransactionLogInline)
     actions = ("capture", "cancel", "sync", "refund_remaining")
-    readonly_fields = [f.name for f in Payment._meta.get_fields() if f.concrete and not f.many_to_many]
+    readonly_fields = [
+        f.name for f in Payment._meta.get_fields() if f.concrete and not f.many_to_many
+    ]
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False  # payments are created by checkouts, through the services
@@ -96,7 +107,9 @@ class PaymentAdmin(admin.ModelAdmin):
 
     @admin.action(description=_("Capture authorized payments"))
     def capture(self, request: HttpRequest, queryset: QuerySet[Payment]) -> None:
-        _run_each(self, request, queryset, "Captured", lambda p: services.capture_payment(payment=p))
+        _run_each(
+            self, request, queryset, "Captured", lambda p: services.capture_payment(payment=p)
+        )
 
     @admin.action(description=_("Cancel payments"))
     def cancel(self, request: HttpRequest, queryset: QuerySet[Payment]) -> None:
@@ -130,7 +143,9 @@ class RefundAdmin(admin.ModelAdmin):
     search_fields = ("id", "payment__id", "provider_refund_id", "reason")
     list_select_related = ("payment",)
     actions = ("process",)
-    readonly_fields = [f.name for f in Refund._meta.get_fields() if f.concrete and not f.many_to_many]
+    readonly_fields = [
+        f.name for f in Refund._meta.get_fields() if f.concrete and not f.many_to_many
+    ]
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
@@ -145,7 +160,15 @@ class RefundAdmin(admin.ModelAdmin):
 
 @admin.register(TransactionLog)
 class TransactionLogAdmin(admin.ModelAdmin):
-    list_display = ("created_at", "payment", "kind", "amount", "currency", "attempt", "idempotency_key")
+    list_display = (
+        "created_at",
+        "payment",
+        "kind",
+        "amount",
+        "currency",
+        "attempt",
+        "idempotency_key",
+    )
     list_filter = ("kind", "currency", "created_at")
     search_fields = ("payment__id", "idempotency_key", "ref", "message")
     list_select_related = ("payment",)

@@ -53,7 +53,8 @@ def _provider_messages() -> list[checks.CheckMessage]:
         return [
             checks.Error(
                 'PAYDESK["PROVIDERS"] must be a non-empty dict of alias -> {"BACKEND", "OPTIONS"}.',
-                hint='Start with {"sandbox": {"BACKEND": "paydesk.providers.sandbox.SandboxProvider"}}.',
+                hint='Start with {"sandbox": {"BACKEND": '
+                '"paydesk.providers.sandbox.SandboxProvider"}}.',
                 id="paydesk.E002",
             )
         ]
@@ -63,7 +64,8 @@ def _provider_messages() -> list[checks.CheckMessage]:
             out.append(
                 checks.Error(
                     f"{where} has no BACKEND.",
-                    hint='Use {"BACKEND": "dotted.path.Provider", "OPTIONS": {...}}, like STORAGES.',
+                    hint='Use {"BACKEND": "dotted.path.Provider", "OPTIONS": {...}} '
+                    "as in STORAGES.",
                     id="paydesk.E003",
                 )
             )
@@ -91,7 +93,7 @@ def _provider_messages() -> list[checks.CheckMessage]:
             out.append(
                 checks.Warning(
                     f"{where} is not usable yet: {'; '.join(other)}.",
-                    hint=f"Set the options (env vars PAYDESK_{alias.upper()}_<OPTION> in the demo).",
+                    hint=f"Set the options (the demo reads PAYDESK_{alias.upper()}_<OPTION>).",
                     id="paydesk.W001",
                 )
             )
@@ -103,17 +105,17 @@ def _provider_messages() -> list[checks.CheckMessage]:
                     id="paydesk.W002",
                 )
             )
-        if getattr(provider, "is_sandbox", False) and not settings.DEBUG:
-            if not paydesk_settings.SANDBOX_IN_PRODUCTION:
-                out.append(
-                    checks.Warning(
-                        f"{where} is the sandbox provider and DEBUG is False: it accepts "
-                        "test cards and moves no money.",
-                        hint='Remove it in production, or set PAYDESK["SANDBOX_IN_PRODUCTION"] '
-                        "= True for a staging site.",
-                        id="paydesk.W003",
-                    )
+        sandbox_live = getattr(provider, "is_sandbox", False) and not settings.DEBUG
+        if sandbox_live and not paydesk_settings.SANDBOX_IN_PRODUCTION:
+            out.append(
+                checks.Warning(
+                    f"{where} is the sandbox provider and DEBUG is False: it accepts "
+                    "test cards and moves no money.",
+                    hint='Remove it in production, or set PAYDESK["SANDBOX_IN_PRODUCTION"] '
+                    "= True for a staging site.",
+                    id="paydesk.W003",
                 )
+            )
     default = paydesk_settings.DEFAULT_PROVIDER
     if default not in configured:
         out.append(
@@ -179,8 +181,19 @@ def _settings_messages() -> list[checks.CheckMessage]:
 
 # Keys that later features read; listed so E009 does not flag them as typos.
 _LATER_KEYS = frozenset(
-    {"SECURITY", "WEBHOOKS", "WEBHOOK_MODEL", "API", "RETRY", "LOGGING", "FRAUD", "DASHBOARD",
-     "RATES", "TASKS", "HEALTH"}
+    {
+        "SECURITY",
+        "WEBHOOKS",
+        "WEBHOOK_MODEL",
+        "API",
+        "RETRY",
+        "LOGGING",
+        "FRAUD",
+        "DASHBOARD",
+        "RATES",
+        "TASKS",
+        "HEALTH",
+    }
 )
 
 

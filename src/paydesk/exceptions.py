@@ -15,7 +15,7 @@ Catch the broadest class you can act on; never match on message text, use ``code
     ├── PaymentValidationError (ValueError)   400  invalid_request
     │   └── PaymentMethodNotUsable            400  payment_method_not_usable
     ├── ProviderError                         502  provider_error
-    │   ├── PaymentDeclined                   402  card_declined / insufficient_funds / expired_card / ...
+    │   ├── PaymentDeclined                   402  card_declined, insufficient_funds, ...
     │   ├── AuthenticationRequired            402  authentication_required
     │   ├── ProviderUnavailable               503  provider_unavailable / rate_limited   (retryable)
     │   ├── ProviderProcessingError           502  processing_error

@@ -17,8 +17,8 @@ from .money import Money
 
 __all__ = [
     "CancelRequest",
-    "CaptureRequest",
     "Capability",
+    "CaptureRequest",
     "ConfirmRequest",
     "Customer",
     "NextAction",

@@ -1,4 +1,4 @@
-"""URLs to mount under a prefix of your choice, e.g. ``path("paydesk/", include("paydesk.urls"))``."""
+"""paydesk's URLs: mount under a prefix, e.g. ``path("paydesk/", include("paydesk.urls"))``."""
 
 from django.urls import path
 

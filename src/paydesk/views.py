@@ -24,7 +24,9 @@ def payment_return(request: HttpRequest, payment_id: str) -> HttpResponse:
         raise Http404("No such payment.") from None
     error = ""
     try:
-        payment = confirm_payment(payment=payment, params=dict(request.GET.items()))
+        payment = confirm_payment(
+            payment=payment, params={key: request.GET.get(key, "") for key in request.GET}
+        )
     except PaydeskError as exc:
         error = exc.message
         payment.refresh_from_db()

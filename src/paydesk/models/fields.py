@@ -13,13 +13,13 @@ AMOUNT_DIGITS = 19
 AMOUNT_PLACES = 4
 
 
-def AmountField(**kwargs: Any) -> models.DecimalField:  # noqa: N802 - reads like a field class
+def AmountField(**kwargs: Any) -> models.DecimalField:
     kwargs.setdefault("max_digits", AMOUNT_DIGITS)
     kwargs.setdefault("decimal_places", AMOUNT_PLACES)
     return models.DecimalField(**kwargs)
 
 
-def CurrencyField(**kwargs: Any) -> models.CharField:  # noqa: N802
+def CurrencyField(**kwargs: Any) -> models.CharField:
     kwargs.setdefault("max_length", 3)
     return models.CharField(**kwargs)
 

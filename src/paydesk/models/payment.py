@@ -71,7 +71,8 @@ class Payment(models.Model):
     return_url = models.CharField(max_length=2048, blank=True)
     customer_email = models.EmailField(blank=True)
     metadata = models.JSONField(default=dict, blank=True)
-    idempotency_key = models.CharField(max_length=255, null=True, blank=True)
+    # NULL, not "": the unique constraint must ignore payments created without a key.
+    idempotency_key = models.CharField(max_length=255, null=True, blank=True)  # noqa: DJ001
     # A short lease taken while a provider call is under way, so two requests never send the
     # same operation at once; it expires by itself if the process dies mid-call.
     lease_operation = models.CharField(max_length=20, blank=True, editable=False)

@@ -38,8 +38,7 @@ def register_provider_class(name: str, cls: type[PaymentProvider]) -> None:
     """Make ``cls`` usable as ``"BACKEND": name`` in ``PAYDESK["PROVIDERS"]``."""
     if not (isinstance(cls, type) and issubclass(cls, PaymentProvider)):
         raise ConfigurationError(
-            f"register_provider_class({name!r}, ...) needs a PaymentProvider subclass, "
-            f"got {cls!r}."
+            f"register_provider_class({name!r}, ...) needs a PaymentProvider subclass, got {cls!r}."
         )
     _registered[name] = cls
     providers.reset()

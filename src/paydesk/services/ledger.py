@@ -89,7 +89,10 @@ def refresh(payment: Payment) -> PaymentState:
     payment.captured_amount = state.captured
     payment.refunded_amount = state.refunded
     payment.refund_reserved_amount = state.refund_reserved
-    if state.status in (PaymentStatus.AUTHORIZED, PaymentStatus.COMPLETED) and not payment.processed_at:
+    if (
+        state.status in (PaymentStatus.AUTHORIZED, PaymentStatus.COMPLETED)
+        and not payment.processed_at
+    ):
         payment.processed_at = timezone.now()
     if state.status == PaymentStatus.CANCELLED and not payment.cancelled_at:
         payment.cancelled_at = timezone.now()

@@ -26,7 +26,7 @@ def add_payment_method(
     user: Any,
     provider: str,
     provider_token: str,
-    type: str = PaymentMethodType.CREDIT_CARD,  # noqa: A002 - the model field's name
+    type: str = PaymentMethodType.CREDIT_CARD,
     brand: str = "",
     last4: str = "",
     exp_month: int | None = None,
@@ -44,7 +44,8 @@ def add_payment_method(
         raise PaymentValidationError("last4 must be exactly four digits.", field="last4")
     if type not in PaymentMethodType.values:
         raise PaymentValidationError(
-            f"Unknown payment method type {type!r}; use one of {', '.join(PaymentMethodType.values)}.",
+            f"Unknown payment method type {type!r}; "
+            f"use one of {', '.join(PaymentMethodType.values)}.",
             field="type",
         )
     with transaction.atomic():

@@ -24,6 +24,7 @@ from typing import Any
 from django.contrib.contenttypes.models import ContentType
 from django.db import IntegrityError, models, transaction
 
+from .. import signals
 from ..conf import paydesk_settings
 from ..exceptions import (
     InvalidTransition,
@@ -60,7 +61,6 @@ from ..types import (
 )
 from . import ledger
 from .ledger import locked_payment, payment_pk
-from .. import signals
 
 __all__ = [
     "cancel_payment",
@@ -396,7 +396,9 @@ def confirm_payment(*, payment: Payment | str, params: Mapping[str, str] | None 
     )
 
 
-def capture_payment(*, payment: Payment | str, amount: Money | Decimal | str | None = None) -> Payment:
+def capture_payment(
+    *, payment: Payment | str, amount: Money | Decimal | str | None = None
+) -> Payment:
     """Capture an authorized payment, in full or (if the provider allows) in part."""
     with transaction.atomic():
         locked = locked_payment(payment)
@@ -408,8 +410,10 @@ def capture_payment(*, payment: Payment | str, amount: Money | Decimal | str | N
                 f"Payment {locked.pk} is {locked.status}; only authorized payments can be captured."
             )
         capturable = locked.authorized_amount - locked.captured_amount
-        money = _to_money(amount, locked.currency) if amount is not None else Money(
-            capturable, locked.currency
+        money = (
+            _to_money(amount, locked.currency)
+            if amount is not None
+            else Money(capturable, locked.currency)
         )
         if money.amount <= 0 or money.amount > capturable:
             raise PaymentValidationError(

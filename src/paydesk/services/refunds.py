@@ -2,7 +2,7 @@
 
 This module owns one decision: how a refund can never exceed what was captured, even when
 many are requested at once. ``create_refund`` locks the payment, checks the amount against
-the ledger fold (captured − completed − in-flight refunds) and appends a
+the ledger fold (captured - completed - in-flight refunds) and appends a
 ``refund_requested`` entry that *reserves* the amount, all in one transaction. Only then,
 outside any lock, does ``process_refund`` call the provider, with an idempotency key derived
 from the refund's id so a repeated call cannot refund twice. A failed refund releases its
@@ -86,9 +86,8 @@ def create_refund(
             Capability.PARTIAL_REFUND
         ):
             raise NotSupported(f"Provider {locked.provider!r} only refunds whole payments.")
-        if (
-            locked.refunded_amount + locked.refund_reserved_amount > 0
-            and not provider.supports(Capability.MULTIPLE_REFUNDS)
+        if locked.refunded_amount + locked.refund_reserved_amount > 0 and not provider.supports(
+            Capability.MULTIPLE_REFUNDS
         ):
             raise NotSupported(f"Provider {locked.provider!r} allows one refund per payment.")
         refund = Refund.objects.create(
@@ -120,8 +119,8 @@ def process_refund(*, refund: Refund | str) -> Refund:
     """
     refund_id = refund if isinstance(refund, str) else refund.pk
     with transaction.atomic():
-        locked_refund = Refund.objects.select_for_update().select_related("payment").get(
-            pk=refund_id
+        locked_refund = (
+            Refund.objects.select_for_update().select_related("payment").get(pk=refund_id)
         )
         if locked_refund.status == RefundStatus.PROCESSING:
             raise PaymentInProgress(
@@ -164,7 +163,9 @@ def record_refund_result(
     """Append a provider's refund outcome (from the API response, a webhook or a sync)."""
     refund_id = refund if isinstance(refund, str) else refund.pk
     with transaction.atomic():
-        payment = locked_payment(Refund.objects.values_list("payment_id", flat=True).get(pk=refund_id))
+        payment = locked_payment(
+            Refund.objects.values_list("payment_id", flat=True).get(pk=refund_id)
+        )
         locked_refund = Refund.objects.select_for_update().get(pk=refund_id)
         old = payment.status
         if result.provider_refund_id:
@@ -199,8 +200,12 @@ def record_refund_result(
                 )
         elif result.status == "failed":
             code = error.code if error else (result.failure.code if result.failure else "")
-            message = error.message if error else (
-                result.failure.message if result.failure else "The provider refused the refund."
+            message = (
+                error.message
+                if error
+                else (
+                    result.failure.message if result.failure else "The provider refused the refund."
+                )
             )
             entry = ledger.append(
                 payment,

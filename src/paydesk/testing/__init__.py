@@ -105,7 +105,10 @@ class MockPaymentProvider(PaymentProvider):
             self._refund_results.append(result)
 
     def set_should_fail(
-        self, should_fail: bool = True, message: str = "Mock payment failed", code: str = "card_declined"
+        self,
+        should_fail: bool = True,
+        message: str = "Mock payment failed",
+        code: str = "card_declined",
     ) -> None:
         with self._lock:
             self._fail = ProviderFailure(code=code, message=message) if should_fail else None
@@ -349,4 +352,3 @@ class PaymentTestCase(TestCase):
         kwargs.setdefault("provider", self.provider_alias)
         with self.captureOnCommitCallbacks(execute=True):
             return create_test_payment(**kwargs)
-

@@ -210,7 +210,9 @@ class SandboxProvider(PaymentProvider):
             scenario = CARD_SCENARIOS[number]
         status, failure_code, captured = "requires_action", "", Decimal(0)
         if scenario is not None:
-            status, failure_code, captured = self._outcome(scenario, request.amount, request.capture)
+            status, failure_code, captured = self._outcome(
+                scenario, request.amount, request.capture
+            )
         try:
             with transaction.atomic():
                 charge = model.objects.create(

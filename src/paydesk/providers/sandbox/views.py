@@ -38,7 +38,11 @@ def _charge(charge_id: str) -> SandboxCharge:
 
 def _test_cards() -> list[dict[str, str]]:
     return [
-        {"number": " ".join(n[i : i + 4] for i in range(0, 16, 4)), "name": s.name, "outcome": s.outcome}
+        {
+            "number": " ".join(n[i : i + 4] for i in range(0, 16, 4)),
+            "name": s.name,
+            "outcome": s.outcome,
+        }
         for n, s in CARD_SCENARIOS.items()
     ]
 

@@ -12,8 +12,8 @@ An adapter reports a refusal in one of two ways, and services treat them alike:
 * raising a ``paydesk.exceptions.ProviderError`` subclass (the call itself failed: bad
   credentials, timeout, 5xx). Only ``retryable`` errors leave the outcome unknown.
 
-Async twins (``*_async``) default to running the sync method directly; adapters with a
-network transport override them with a native async client.
+Async twins (``*_async``) default to the sync method run by ``sync_to_async``; adapters
+with a network transport override them with a native async client.
 """
 
 from __future__ import annotations
@@ -21,6 +21,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar
+
+from asgiref.sync import sync_to_async
 
 from ..exceptions import NotSupported
 from ..money import ISO_RULES, MinorUnitRules
@@ -138,23 +140,24 @@ class PaymentProvider:
         raise self._unsupported("create_refund")
 
     # -- async twins ---------------------------------------------------------------------
-    # Adapters without a network transport (sandbox, mock) answer in-process, so the
-    # default calls the sync method; HTTP adapters override these with native async clients.
+    # Adapters that answer in-process (sandbox, mock) touch the database or plain Python
+    # state, so the default runs the sync method through asgiref's thread-sensitive executor
+    # (safe for the ORM). HTTP adapters override these with native async clients instead.
 
     async def create_payment_async(self, request: PaymentRequest) -> PaymentResult:
-        return self.create_payment(request)
+        return await sync_to_async(self.create_payment)(request)
 
     async def confirm_payment_async(self, request: ConfirmRequest) -> PaymentResult:
-        return self.confirm_payment(request)
+        return await sync_to_async(self.confirm_payment)(request)
 
     async def capture_payment_async(self, request: CaptureRequest) -> PaymentResult:
-        return self.capture_payment(request)
+        return await sync_to_async(self.capture_payment)(request)
 
     async def cancel_payment_async(self, request: CancelRequest) -> PaymentResult:
-        return self.cancel_payment(request)
+        return await sync_to_async(self.cancel_payment)(request)
 
     async def get_payment_status_async(self, request: StatusRequest) -> PaymentResult:
-        return self.get_payment_status(request)
+        return await sync_to_async(self.get_payment_status)(request)
 
     async def create_refund_async(self, request: RefundRequest) -> RefundResult:
-        return self.create_refund(request)
+        return await sync_to_async(self.create_refund)(request)

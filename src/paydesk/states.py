@@ -14,7 +14,8 @@ Rules of the fold:
   attempt, so a payment retried after a failure is not stuck ``failed``.
 * Precedence, strongest first: captured money (then refunds decide between ``completed``,
   ``partially_refunded`` and ``refunded``) > cancellation > authorization > failure >
-  processing > requires_action > pending.
+  processing > requires_action > submitted (shown as ``processing``: paydesk's own record
+  that the attempt is in flight, outranked by whatever the provider answers) > pending.
 
 ::
 
@@ -73,6 +74,7 @@ class RefundStatus(StrEnum):
 class LedgerKind(StrEnum):
     PAYMENT_CREATED = "payment_created"
     ATTEMPT_STARTED = "attempt_started"
+    SUBMITTED = "submitted"  # paydesk sent the attempt to the provider; answer not yet recorded
     REQUIRES_ACTION = "requires_action"
     PROCESSING = "processing"
     AUTHORIZATION = "authorization"
@@ -202,6 +204,9 @@ def fold(facts: Iterable[LedgerFact]) -> PaymentState:
         status = PaymentStatus.PROCESSING
     elif LedgerKind.REQUIRES_ACTION in current:
         status = PaymentStatus.REQUIRES_ACTION
+    elif LedgerKind.SUBMITTED in current:
+        # In flight: the provider's answer, whatever it is, outranks this.
+        status = PaymentStatus.PROCESSING
     else:
         status = PaymentStatus.PENDING
 

@@ -130,7 +130,7 @@ class Migration(migrations.Migration):
             name='TransactionLog',
             fields=[
                 ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('kind', models.CharField(choices=[('payment_created', 'payment_created'), ('attempt_started', 'attempt_started'), ('requires_action', 'requires_action'), ('processing', 'processing'), ('authorization', 'authorization'), ('capture', 'capture'), ('payment_failed', 'payment_failed'), ('cancellation', 'cancellation'), ('refund_requested', 'refund_requested'), ('refund_completed', 'refund_completed'), ('refund_failed', 'refund_failed'), ('dispute_opened', 'dispute_opened'), ('dispute_closed', 'dispute_closed'), ('webhook_received', 'webhook_received'), ('note', 'note')], max_length=30)),
+                ('kind', models.CharField(choices=[('payment_created', 'payment_created'), ('attempt_started', 'attempt_started'), ('submitted', 'submitted'), ('requires_action', 'requires_action'), ('processing', 'processing'), ('authorization', 'authorization'), ('capture', 'capture'), ('payment_failed', 'payment_failed'), ('cancellation', 'cancellation'), ('refund_requested', 'refund_requested'), ('refund_completed', 'refund_completed'), ('refund_failed', 'refund_failed'), ('dispute_opened', 'dispute_opened'), ('dispute_closed', 'dispute_closed'), ('webhook_received', 'webhook_received'), ('note', 'note')], max_length=30)),
                 ('amount', models.DecimalField(blank=True, decimal_places=4, max_digits=19, null=True)),
                 ('currency', models.CharField(max_length=3)),
                 ('attempt', models.PositiveIntegerField(default=1)),

@@ -95,9 +95,7 @@ class PaymentProvider:
         currency = currency.upper()
         if self.supported_currencies is not None and currency not in self.supported_currencies:
             return False
-        if self.currency_rules.currencies is not None:
-            return currency in self.currency_rules.currencies
-        return currency not in self.currency_rules.unsupported
+        return self.currency_rules.supports(currency)
 
     def info(self) -> ProviderInfo:
         cls = type(self)

@@ -335,10 +335,10 @@ def process_payment(
         ledger.take_lease(locked, "process")
         ledger.append(
             locked,
-            kind=LedgerKind.PROCESSING,
-            key=f"attempt-{attempt}:processing",
+            kind=LedgerKind.SUBMITTED,
+            key=f"attempt-{attempt}:submitted",
             attempt=attempt,
-            message="submitted to provider",
+            message="sent to the provider",
         )
         ledger.refresh(locked)
         token = locked.payment_method_token or (

@@ -40,6 +40,9 @@ INSTALLED_APPS = [
     "rest_framework",
     "paydesk",
     "tests.testapp",
+    # The demo project's apps (example/ is on pytest's pythonpath): tests/test_demo.py.
+    "shop",
+    "bookings",
 ]
 
 MIDDLEWARE = [

@@ -1,0 +1,169 @@
+"""Settings for the paydesk demo project (a shop and event bookings on the sandbox provider).
+
+Runs on an SQLite file with nothing but Python. Environment variables:
+
+* ``DATABASE_URL``: use another database, e.g. ``postgres://user:pass@localhost/paydesk_demo``
+  (needs ``pip install dj-database-url "psycopg[binary]"``, both in paydesk's ``test`` extra).
+* ``DEMO_DEBUG=0``: turn ``DEBUG`` off (it is on by default).
+* ``DEMO_SECRET_KEY``, ``DEMO_ALLOWED_HOSTS`` (comma-separated).
+* ``PAYDESK_<ALIAS>_<OPTION>``: a provider's options, see ``provider()`` below and
+  ``docs/demo.md``.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from django.core.exceptions import ImproperlyConfigured
+
+from paydesk.conf import env
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+
+def _flag(name: str, default: bool) -> bool:
+    value = os.environ.get(name, "").strip().lower()
+    if not value:
+        return default
+    return value not in {"0", "false", "no", "off"}
+
+
+def provider(
+    alias: str,
+    backend: str,
+    *option_names: str,
+    defaults: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """One ``PAYDESK["PROVIDERS"]`` entry whose options come from the environment.
+
+    Each option ``NAME`` is read from ``PAYDESK_<ALIAS>_<NAME>`` (alias upper-cased, anything
+    but letters and digits turned into ``_``) when paydesk first builds the provider, not when
+    this file loads, so the settings hold no secret and ``manage.py check`` names any variable
+    that is missing. ``defaults`` gives a value for options whose variable is unset::
+
+        provider("stripe", "paydesk.providers.stripe.StripeProvider",
+                 "SECRET_KEY", "WEBHOOK_SECRET")
+        # -> {"BACKEND": ..., "OPTIONS": {"SECRET_KEY": env("PAYDESK_STRIPE_SECRET_KEY"), ...}}
+    """
+    defaults = dict(defaults or {})
+    unknown = set(defaults) - set(option_names)
+    if unknown:
+        raise ImproperlyConfigured(
+            f"provider({alias!r}): defaults for options not listed: {', '.join(sorted(unknown))}."
+        )
+    prefix = "PAYDESK_" + re.sub(r"[^A-Z0-9]", "_", alias.upper()) + "_"
+    return {
+        "BACKEND": backend,
+        "OPTIONS": {name: env(prefix + name, defaults.get(name)) for name in option_names},
+    }
+
+
+def _database() -> dict[str, Any]:
+    url = os.environ.get("DATABASE_URL", "").strip()
+    if url:
+        try:
+            import dj_database_url
+        except ImportError as exc:
+            raise ImproperlyConfigured(
+                "DATABASE_URL is set but dj-database-url is not installed; run "
+                '`pip install dj-database-url "psycopg[binary]"` (or unset DATABASE_URL to '
+                "use the SQLite file)."
+            ) from exc
+        config: dict[str, Any] = dj_database_url.parse(url, conn_max_age=60)
+    else:
+        config = {"ENGINE": "django.db.backends.sqlite3", "NAME": BASE_DIR / "db.sqlite3"}
+    if config["ENGINE"] == "django.db.backends.sqlite3":
+        # IMMEDIATE makes a transaction take SQLite's write lock when it starts, so two
+        # concurrent refunds cannot both read the same balance (paydesk.W004); the timeout
+        # turns "database is locked" into waiting.
+        config.setdefault("OPTIONS", {}).update({"transaction_mode": "IMMEDIATE", "timeout": 20})
+    return config
+
+
+SECRET_KEY = os.environ.get("DEMO_SECRET_KEY", "paydesk-demo-not-a-secret")
+DEBUG = _flag("DEMO_DEBUG", default=True)
+ALLOWED_HOSTS = ["127.0.0.1", "localhost", "[::1]"] + [
+    host.strip() for host in os.environ.get("DEMO_ALLOWED_HOSTS", "").split(",") if host.strip()
+]
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "rest_framework",
+    "paydesk",
+    "shop",
+    "bookings",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "demo.urls"
+WSGI_APPLICATION = "demo.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ]
+        },
+    }
+]
+
+DATABASES = {"default": _database()}
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+LOGIN_URL = "shop:login"
+LOGIN_REDIRECT_URL = "shop:product-list"
+LOGOUT_REDIRECT_URL = "shop:product-list"
+
+PAYDESK = {
+    "DEFAULT_PROVIDER": "sandbox",
+    "PROVIDERS": {
+        "sandbox": provider(
+            "sandbox", "paydesk.providers.sandbox.SandboxProvider", "WEBHOOK_SECRET"
+        ),
+        # Later providers go here under their own alias, e.g.
+        # "stripe": provider("stripe", "paydesk.providers.stripe.StripeProvider",
+        #                    "SECRET_KEY", "WEBHOOK_SECRET"),
+    },
+    "DEFAULT_CURRENCY": "USD",
+    "PROCESSING_FEE_RATE": "3",  # percent, recorded on each payment
+    "REFUND_POLICY": "bookings.policy.BookingRefundPolicy",
+    # The demo only ever talks to the sandbox, also with DEMO_DEBUG=0; no real money moves.
+    "SANDBOX_IN_PRODUCTION": True,
+}
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "loggers": {"paydesk": {"handlers": ["console"], "level": "INFO"}},
+}

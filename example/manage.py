@@ -1,0 +1,16 @@
+#!/usr/bin/env python
+"""Run the paydesk demo's Django commands (``python manage.py migrate``, ``seed_demo``, ...)."""
+
+import os
+import sys
+
+
+def main() -> None:
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "demo.settings")
+    from django.core.management import execute_from_command_line
+
+    execute_from_command_line(sys.argv)
+
+
+if __name__ == "__main__":
+    main()

@@ -77,7 +77,7 @@ def _provider_messages() -> list[checks.CheckMessage]:
             continue
         try:
             provider = cls(alias=alias, options=resolve(params.get("OPTIONS") or {}))
-        except (PaydeskError, TypeError, ValueError) as exc:
+        except (PaydeskError, LookupError, TypeError, ValueError) as exc:
             out.append(
                 checks.Error(
                     f"{where} cannot be built: {exc}",

@@ -44,8 +44,18 @@ def register_provider_class(name: str, cls: type[PaymentProvider]) -> None:
     providers.reset()
 
 
-def load_backend(backend: str) -> type[PaymentProvider]:
+def load_backend(backend: object) -> type[PaymentProvider]:
     """Resolve a BACKEND value (registered name, built-in name or dotted path) to a class."""
+    if not isinstance(backend, str):
+        # As in STORAGES: settings name classes by path, so they import lazily.
+        hint = (
+            f" such as {backend.__module__}.{backend.__qualname__}"
+            if isinstance(backend, type)
+            else ""
+        )
+        raise ConfigurationError(
+            f"Provider BACKEND must be a dotted path string{hint}, got {backend!r}."
+        )
     if backend in _registered:
         return _registered[backend]
     path = BUILTIN_BACKENDS.get(backend, backend)
@@ -104,7 +114,12 @@ class ProviderHandler:
             )
         cls = load_backend(params["BACKEND"])
         options = resolve(params.get("OPTIONS") or {})
-        return cls(alias=alias, options=options)
+        try:
+            return cls(alias=alias, options=options)
+        except (LookupError, TypeError, ValueError) as exc:
+            raise ConfigurationError(
+                f'PAYDESK["PROVIDERS"][{alias!r}] cannot be built: {exc!r}. Check its OPTIONS.'
+            ) from exc
 
     def reset(self) -> None:
         with self._lock:

@@ -34,6 +34,7 @@ from ..exceptions import (
     PaymentMethodNotUsable,
     PaymentValidationError,
     ProviderError,
+    UnknownCurrency,
 )
 from ..models import Payment, PaymentMethod
 from ..money import Money
@@ -89,7 +90,8 @@ def _to_money(amount: Money | Decimal | str | int, currency: str | None) -> Mone
     try:
         return Money(amount, currency or paydesk_settings.DEFAULT_CURRENCY)
     except MoneyError as exc:
-        raise PaymentValidationError(exc.message, code=exc.code, field="amount") from exc
+        field = "currency" if isinstance(exc, UnknownCurrency) else "amount"
+        raise PaymentValidationError(exc.message, code=exc.code, field=field) from exc
 
 
 def processing_fee(money: Money) -> Money:
@@ -134,8 +136,11 @@ def create_payment(
 ) -> Payment:
     """Create a pending payment and its first ledger entry; nothing is sent to the provider.
 
-    ``idempotency_key`` (scoped to ``user``) makes a double-submitted checkout return the
-    payment the first submission created, provided the parameters are the same.
+    ``idempotency_key`` (scoped to ``user``; all anonymous checkouts share one scope, so use
+    a random key such as a per-form UUID) makes a double-submitted checkout return the
+    payment the first submission created, provided amount, currency, provider and
+    ``content_object`` are the same; otherwise ``PaymentValidationError`` with code
+    ``idempotency_key_reused``.
     """
     money = _to_money(amount, currency)
     if money.amount <= 0:
@@ -162,7 +167,7 @@ def create_payment(
         scoped_key = f"{owner}:{idempotency_key}"
         existing = Payment.objects.filter(idempotency_key=scoped_key).first()
         if existing is not None:
-            return _same_request(existing, money=money, provider=alias)
+            return _same_request(existing, money=money, provider=alias, target=content_object)
 
     fee = processing_fee(money)
     try:
@@ -207,15 +212,21 @@ def create_payment(
         existing = Payment.objects.filter(idempotency_key=scoped_key).first()
         if scoped_key is None or existing is None:
             raise
-        return _same_request(existing, money=money, provider=alias)
+        return _same_request(existing, money=money, provider=alias, target=content_object)
     return payment
 
 
-def _same_request(existing: Payment, *, money: Money, provider: str) -> Payment:
-    if existing.money != money or existing.provider != provider:
+def _same_request(
+    existing: Payment, *, money: Money, provider: str, target: models.Model | None
+) -> Payment:
+    same_target = target is None or (
+        existing.content_type_id == ContentType.objects.get_for_model(target).pk
+        and existing.object_id == str(target.pk)
+    )
+    if existing.money != money or existing.provider != provider or not same_target:
         raise PaymentValidationError(
             "This idempotency key was already used for a different payment "
-            f"({existing.amount} {existing.currency} via {existing.provider}); "
+            f"({existing.money} via {existing.provider}); "
             "use a new key for a new payment.",
             code="idempotency_key_reused",
             field="idempotency_key",
@@ -417,7 +428,8 @@ def capture_payment(
         )
         if money.amount <= 0 or money.amount > capturable:
             raise PaymentValidationError(
-                f"Capture amount must be between 0 and {capturable} {locked.currency}.",
+                f"Capture amount must be between 0 and {Money(capturable, locked.currency)} "
+                "(more than zero, at most what is still authorized).",
                 field="amount",
             )
         if money.amount < capturable and not provider.supports(Capability.PARTIAL_CAPTURE):

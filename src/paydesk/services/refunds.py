@@ -30,7 +30,7 @@ from ..models import Payment, Refund
 from ..money import Money
 from ..policy import get_refund_policy
 from ..providers.registry import get_payment_provider
-from ..states import REFUNDABLE, LedgerKind, RefundStatus
+from ..states import REFUNDABLE, LedgerKind, PaymentStatus, RefundStatus
 from ..types import Capability, RefundRequest, RefundResult
 from . import ledger
 from .ledger import locked_payment, payment_pk
@@ -68,7 +68,10 @@ def create_refund(
 
     with transaction.atomic():
         locked = locked_payment(current)
-        if locked.status not in REFUNDABLE:
+        # A fully refunded payment gets the same answer as one whose remaining balance is
+        # reserved by refunds still in flight: a caller racing them must not see a
+        # different error depending on timing.
+        if locked.status not in REFUNDABLE and locked.status != PaymentStatus.REFUNDED:
             raise InvalidTransition(
                 f"Payment {locked.pk} is {locked.status}; only completed or partially refunded "
                 "payments can be refunded (cancel an authorized one instead)."
@@ -76,11 +79,15 @@ def create_refund(
         available = locked.captured_amount - locked.refunded_amount - locked.refund_reserved_amount
         value = money or Money(available, locked.currency)
         if value.amount <= 0 or value.amount > available:
+
+            def show(amount: Decimal) -> Money:
+                return Money(amount, locked.currency)  # the currency's own precision
+
             raise RefundExceedsCaptured(
-                f"Cannot refund {value.amount} {locked.currency}: {locked.captured_amount} was "
-                f"captured, {locked.refunded_amount} is refunded and "
-                f"{locked.refund_reserved_amount} is being refunded, so at most {available} "
-                "can still be refunded."
+                f"Cannot refund {value}: {show(locked.captured_amount)} was captured, "
+                f"{show(locked.refunded_amount)} is refunded and "
+                f"{show(locked.refund_reserved_amount)} is being refunded, so at most "
+                f"{Money(available, locked.currency)} can still be refunded."
             )
         if value.amount < locked.captured_amount and not provider.supports(
             Capability.PARTIAL_REFUND

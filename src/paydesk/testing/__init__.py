@@ -140,7 +140,7 @@ class MockPaymentProvider(PaymentProvider):
         if isinstance(scripted, PaymentResult):
             return scripted
         status = scripted or (ProviderStatus.FAILED if failure else default)
-        amount: Money = request.amount
+        amount: Money | None = getattr(request, "amount", None)  # cancel requests carry none
         return PaymentResult(
             status=status,
             provider_payment_id=ppid,

@@ -10,7 +10,7 @@ import os
 
 import dj_database_url
 
-SECRET_KEY = "paydesk-tests-not-secret"  # noqa: S105 - test-only key
+SECRET_KEY = "paydesk-tests-not-secret"
 DEBUG = False
 USE_TZ = True
 TIME_ZONE = "UTC"
@@ -26,9 +26,7 @@ DATABASES = {
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # Threads in the concurrency tests share one file; a busy timeout turns SQLite's
     # "database is locked" into waiting, as PostgreSQL's row locks would.
-    DATABASES["default"].setdefault("OPTIONS", {}).update(
-        timeout=20, transaction_mode="IMMEDIATE"
-    )
+    DATABASES["default"].setdefault("OPTIONS", {}).update(timeout=20, transaction_mode="IMMEDIATE")
     DATABASES["default"]["TEST"] = {"NAME": "paydesk-tests-sqlite.sqlite3"}
 
 INSTALLED_APPS = [

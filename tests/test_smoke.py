@@ -20,6 +20,13 @@ def test_sandbox_happy_path(django_capture_on_commit_callbacks, recorder):
     assert payment.status == "partially_refunded"
     assert_ledger_kinds(
         payment,
-        ["payment_created", "submitted", "authorization", "capture", "refund_requested", "refund_completed"],
+        [
+            "payment_created",
+            "submitted",
+            "authorization",
+            "capture",
+            "refund_requested",
+            "refund_completed",
+        ],
     )
     assert recorder.names == ["payment_created", "payment_confirmed", "payment_refunded"]

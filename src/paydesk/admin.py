@@ -189,11 +189,27 @@ class PaymentMethodAdmin(admin.ModelAdmin):
     list_filter = ("type", "provider", "is_active", "is_default")
     search_fields = ("id", "user__email", "user__username", "fingerprint", "last4")
     list_select_related = ("user",)
-    actions = ("deactivate",)
-    readonly_fields = ("id", "provider_token", "fingerprint", "created_at", "updated_at")
+    actions = ("make_default", "deactivate")
+    # Defaults and activation change through the services (one default per user).
+    readonly_fields = [
+        f.name for f in PaymentMethod._meta.get_fields() if f.concrete and f.name != "metadata"
+    ]
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False  # past payments keep pointing at their method; deactivate instead
+
+    @admin.action(description=_("Make default for its user"))
+    def make_default(self, request: HttpRequest, queryset: QuerySet[PaymentMethod]) -> None:
+        _run_each(
+            self,
+            request,
+            queryset,
+            "Made default",
+            lambda m: services.set_default_payment_method(method=m),
+        )
 
     @admin.action(description=_("Deactivate payment methods"))
     def deactivate(self, request: HttpRequest, queryset: QuerySet[PaymentMethod]) -> None:

@@ -134,6 +134,7 @@ class CancelRequest:
     payment_id: str
     provider_payment_id: str
     idempotency_key: str
+    reason: str = ""
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,7 +16,7 @@ from .payments import (
     retry_payment,
     sync_payment,
 )
-from .refunds import create_refund, process_refund
+from .refunds import create_refund, process_refund, record_refund_result
 
 __all__ = [
     "add_payment_method",
@@ -28,6 +28,7 @@ __all__ = [
     "deactivate_payment_method",
     "process_payment",
     "process_refund",
+    "record_refund_result",
     "retry_payment",
     "set_default_payment_method",
     "sync_payment",

@@ -37,13 +37,34 @@ def payment_pk(payment: Payment | str) -> str:
     return payment if isinstance(payment, str) else payment.pk
 
 
-def locked_payment(payment: Payment | str) -> Payment:
-    """The payment row, locked until the surrounding transaction ends."""
+def get_payment(payment: Payment | str, *, lock: bool = False) -> Payment:
+    """The payment row (locked until the transaction ends with ``lock=True``).
+
+    Every service reports an unknown id the same way: ``PaymentValidationError`` with code
+    ``not_found``, never ``DoesNotExist``.
+    """
+    queryset = Payment.objects.select_for_update() if lock else Payment.objects
     try:
-        return Payment.objects.select_for_update().get(pk=payment_pk(payment))
+        return queryset.get(pk=payment_pk(payment))
     except Payment.DoesNotExist:
         raise PaymentValidationError(
             f"No payment with id {payment_pk(payment)!r}.", code="not_found", field="payment"
+        ) from None
+
+
+def locked_payment(payment: Payment | str) -> Payment:
+    """The payment row, locked until the surrounding transaction ends."""
+    return get_payment(payment, lock=True)
+
+
+def get_refund(refund: Refund | str, *, lock: bool = False) -> Refund:
+    refund_id = refund if isinstance(refund, str) else refund.pk
+    queryset = Refund.objects.select_for_update() if lock else Refund.objects
+    try:
+        return queryset.get(pk=refund_id)
+    except Refund.DoesNotExist:
+        raise PaymentValidationError(
+            f"No refund with id {refund_id!r}.", code="not_found", field="refund"
         ) from None
 
 

@@ -9,10 +9,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.db import transaction
+from django.db import IntegrityError, transaction
 
-from ..exceptions import PaymentValidationError
+from ..exceptions import ConfigurationError, NotSupported, PaymentValidationError
 from ..models import PaymentMethod, PaymentMethodType
+from ..providers.registry import get_payment_provider
+from ..types import Capability
 
 __all__ = ["add_payment_method", "deactivate_payment_method", "set_default_payment_method"]
 
@@ -35,11 +37,22 @@ def add_payment_method(
     set_default: bool = False,
     metadata: dict[str, Any] | None = None,
 ) -> PaymentMethod:
-    """Save a tokenized payment method for ``user``."""
-    token = provider_token.replace(" ", "").replace("-", "")
-    if not provider_token or (token.isdigit() and len(token) >= 12):
-        # A bare run of 12+ digits is a card number, not a token: refuse to store it.
+    """Save a tokenized payment method for ``user``.
+
+    Saving a token the user already saved returns that method; a token saved by another
+    user is refused.
+    """
+    if not provider_token:
         raise PaymentValidationError(_CARD_DATA_HINT, field="provider_token")
+    try:
+        backend = get_payment_provider(provider)
+    except ConfigurationError as exc:
+        raise PaymentValidationError(
+            exc.message, code="unknown_provider", field="provider"
+        ) from exc
+    if not backend.supports(Capability.SAVED_METHODS):
+        raise NotSupported(f"Provider {provider!r} cannot save payment methods.")
+    check_token(provider_token, field="provider_token")
     if last4 and (len(last4) != 4 or not last4.isdigit()):
         raise PaymentValidationError("last4 must be exactly four digits.", field="last4")
     if type not in PaymentMethodType.values:
@@ -48,23 +61,55 @@ def add_payment_method(
             f"use one of {', '.join(PaymentMethodType.values)}.",
             field="type",
         )
-    with transaction.atomic():
-        method = PaymentMethod.objects.create(
-            user=user,
-            provider=provider,
-            provider_token=provider_token,
-            type=type,
-            brand=brand,
-            last4=last4,
-            exp_month=exp_month,
-            exp_year=exp_year,
-            fingerprint=fingerprint,
-            metadata=metadata or {},
+    existing = PaymentMethod.objects.filter(
+        provider=provider, provider_token=provider_token
+    ).first()
+    if existing is not None:
+        return _existing(existing, user=user)
+    try:
+        with transaction.atomic():
+            method = PaymentMethod.objects.create(
+                user=user,
+                provider=provider,
+                provider_token=provider_token,
+                type=type,
+                brand=brand,
+                last4=last4,
+                exp_month=exp_month,
+                exp_year=exp_year,
+                fingerprint=fingerprint,
+                metadata=metadata or {},
+            )
+            has_default = PaymentMethod.objects.filter(user=user, is_default=True).exists()
+            if set_default or not has_default:
+                set_default_payment_method(method=method)
+                method.refresh_from_db()
+    except IntegrityError:
+        # A concurrent save of the same token won the race.
+        existing = PaymentMethod.objects.filter(
+            provider=provider, provider_token=provider_token
+        ).first()
+        if existing is None:
+            raise
+        return _existing(existing, user=user)
+    return method
+
+
+def check_token(token: str, *, field: str) -> None:
+    """Refuse card data where a provider token belongs (PCI scope stays with the provider)."""
+    digits = token.replace(" ", "").replace("-", "")
+    if digits.isdigit() and len(digits) >= 12:
+        raise PaymentValidationError(_CARD_DATA_HINT, field=field)
+
+
+def _existing(method: PaymentMethod, *, user: Any) -> PaymentMethod:
+    if method.user_id != getattr(user, "pk", None):
+        raise PaymentValidationError(
+            "This provider token is already saved for another user; tokenize the card again "
+            "for this customer.",
+            code="payment_method_token_taken",
+            field="provider_token",
         )
-        has_default = PaymentMethod.objects.filter(user=user, is_default=True).exists()
-        if set_default or not has_default:
-            set_default_payment_method(method=method)
-            method.refresh_from_db()
     return method
 
 

@@ -27,6 +27,7 @@ from django.db import IntegrityError, models, transaction
 from .. import signals
 from ..conf import paydesk_settings
 from ..exceptions import (
+    ConfigurationError,
     InvalidTransition,
     MoneyError,
     NotSupported,
@@ -61,7 +62,8 @@ from ..types import (
     StatusRequest,
 )
 from . import ledger
-from .ledger import locked_payment, payment_pk
+from .ledger import locked_payment
+from .methods import check_token
 
 __all__ = [
     "cancel_payment",
@@ -96,7 +98,13 @@ def _to_money(amount: Money | Decimal | str | int, currency: str | None) -> Mone
 
 def processing_fee(money: Money) -> Money:
     """The configured processing fee (``PAYDESK["PROCESSING_FEE_RATE"]`` percent), exact."""
-    rate = Decimal(str(paydesk_settings.PROCESSING_FEE_RATE or "0"))
+    configured = paydesk_settings.PROCESSING_FEE_RATE or "0"
+    if isinstance(configured, float):
+        raise ConfigurationError(
+            'PAYDESK["PROCESSING_FEE_RATE"] must be a string or Decimal such as "3", not a '
+            "float (see check paydesk.E007)."
+        )
+    rate = Decimal(str(configured))
     return money.percentage(rate) if rate else Money.zero(money.currency)
 
 
@@ -142,6 +150,7 @@ def create_payment(
     ``content_object`` are the same; otherwise ``PaymentValidationError`` with code
     ``idempotency_key_reused``.
     """
+    check_token(payment_method_token, field="payment_method_token")
     money = _to_money(amount, currency)
     if money.amount <= 0:
         raise PaymentValidationError("amount must be greater than zero.", field="amount")
@@ -188,7 +197,7 @@ def create_payment(
                 description=description,
                 capture_method="automatic" if capture else "manual",
                 return_url=return_url,
-                customer_email=customer_email,
+                customer_email=customer_email or getattr(user, "email", "") or "",
                 metadata=dict(metadata or {}),
                 idempotency_key=scoped_key,
             )
@@ -262,7 +271,9 @@ def _finish(
     except ProviderError as exc:
         exc.provider = exc.provider or provider.alias
         _record_error(payment, exc, attempt=attempt, source=source)
-        if exc.retryable or exc.http_status != 402:
+        # A decline of the payment itself is an outcome (recorded as failed, returned); a
+        # decline of a capture or cancel leaves the payment as it was, so the caller must hear.
+        if exc.retryable or exc.http_status != 402 or source not in ("process", "confirm"):
             raise
         return Payment.objects.get(pk=payment.pk)
     with transaction.atomic():
@@ -339,6 +350,7 @@ def process_payment(
                 "processed (use retry_payment after a failure)."
             )
         if payment_method_token is not None:
+            check_token(payment_method_token, field="payment_method_token")
             locked.payment_method_token = payment_method_token
         if return_url is not None:
             locked.return_url = return_url
@@ -483,6 +495,7 @@ def cancel_payment(*, payment: Payment | str, reason: str = "") -> Payment:
             payment_id=locked.pk,
             provider_payment_id=locked.provider_payment_id,
             idempotency_key=_provider_key(locked, "cancel"),
+            reason=reason,
         )
     return _finish(
         locked,
@@ -512,6 +525,7 @@ def retry_payment(
             locked.payment_method = payment_method
             locked.payment_method_token = ""
         if payment_method_token is not None:
+            check_token(payment_method_token, field="payment_method_token")
             locked.payment_method_token = payment_method_token
         locked.attempt += 1
         locked.failure_code = ""
@@ -532,7 +546,7 @@ def retry_payment(
 
 def sync_payment(*, payment: Payment | str) -> Payment:
     """Pull the payment's status from its provider and record anything new."""
-    current = Payment.objects.get(pk=payment_pk(payment))
+    current = ledger.get_payment(payment)
     provider = get_payment_provider(current.provider)
     if not provider.supports(Capability.SYNC):
         raise NotSupported(f"Provider {current.provider!r} cannot report a payment's status.")

@@ -33,7 +33,7 @@ from ..providers.registry import get_payment_provider
 from ..states import REFUNDABLE, LedgerKind, PaymentStatus, RefundStatus
 from ..types import Capability, RefundRequest, RefundResult
 from . import ledger
-from .ledger import locked_payment, payment_pk
+from .ledger import locked_payment
 from .payments import _to_money
 
 __all__ = ["create_refund", "process_refund"]
@@ -53,7 +53,7 @@ def create_refund(
     exceed the captured amount, ``RefundNotAllowed`` when the project's refund policy says
     no, ``NotSupported`` when the provider cannot refund this way. Nothing is written then.
     """
-    current = Payment.objects.get(pk=payment_pk(payment))
+    current = ledger.get_payment(payment)
     provider = get_payment_provider(current.provider)
     if not provider.supports(Capability.REFUND):
         raise NotSupported(f"Provider {current.provider!r} does not support refunds.")
@@ -126,20 +126,22 @@ def process_refund(*, refund: Refund | str) -> Refund:
     """
     refund_id = refund if isinstance(refund, str) else refund.pk
     with transaction.atomic():
-        locked_refund = (
-            Refund.objects.select_for_update().select_related("payment").get(pk=refund_id)
-        )
-        if locked_refund.status == RefundStatus.PROCESSING:
+        locked_refund = ledger.get_refund(refund_id, lock=True)
+        stale = locked_refund.updated_at <= timezone.now() - ledger.LEASE_DURATION
+        # A refund stuck in processing (the process died mid-call, or the provider never
+        # answered) may be sent again once its lease has run out: the same idempotency key
+        # goes with it, so the provider cannot refund twice.
+        if locked_refund.status == RefundStatus.PROCESSING and not stale:
             raise PaymentInProgress(
                 f"Refund {refund_id} is already being sent to the provider; read its status."
             )
-        if locked_refund.status != RefundStatus.PENDING:
+        if locked_refund.status not in (RefundStatus.PENDING, RefundStatus.PROCESSING):
             raise InvalidTransition(
                 f"Refund {refund_id} is {locked_refund.status}; only pending refunds can be sent."
             )
         locked_refund.status = RefundStatus.PROCESSING
         locked_refund.save(update_fields=["status", "updated_at"])
-        payment = locked_refund.payment
+        payment = Payment.objects.get(pk=locked_refund.payment_id)
         request = RefundRequest(
             refund_id=locked_refund.pk,
             payment_id=payment.pk,
@@ -168,7 +170,7 @@ def record_refund_result(
     *, refund: Refund | str, result: RefundResult, error: ProviderError | None = None
 ) -> Refund:
     """Append a provider's refund outcome (from the API response, a webhook or a sync)."""
-    refund_id = refund if isinstance(refund, str) else refund.pk
+    refund_id = ledger.get_refund(refund).pk
     with transaction.atomic():
         payment = locked_payment(
             Refund.objects.values_list("payment_id", flat=True).get(pk=refund_id)
@@ -228,7 +230,8 @@ def record_refund_result(
                 locked_refund.failure_code = code or "processing_error"
                 locked_refund.failure_message = message
             ledger.refresh(payment)
-            if entry is not None:
+            # A late failure report for a refund that completed is recorded, not announced.
+            if entry is not None and locked_refund.status == RefundStatus.FAILED:
                 signals.send_on_commit(
                     signals.refund_failed,
                     sender=Payment,

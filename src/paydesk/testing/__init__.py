@@ -179,9 +179,18 @@ class MockPaymentProvider(PaymentProvider):
 
     def get_payment_status(self, request: StatusRequest) -> PaymentResult:
         self._enter("get_payment_status", request)
+        # A scripted answer wins (and becomes what the provider now knows); otherwise the
+        # answer the create call got; otherwise the provider never saw the payment.
         with self._lock:
+            scripted = bool(self._results)
             known = self._by_key.get(request.idempotency_key)
-        return known or self._next(request, ProviderStatus.NOT_FOUND)
+        if scripted or known is None:
+            result = self._next(request, ProviderStatus.NOT_FOUND)
+            if result.status != ProviderStatus.NOT_FOUND:
+                with self._lock:
+                    self._by_key[request.idempotency_key] = result
+            return result
+        return known
 
     def create_refund(self, request: RefundRequest) -> RefundResult:
         self._enter("create_refund", request)

@@ -3,6 +3,8 @@
 import asyncio
 
 import pytest
+from asgiref.sync import sync_to_async
+from django.db import connections
 
 from paydesk.money import Money
 from paydesk.providers import get_payment_provider
@@ -41,7 +43,12 @@ def test_sandbox_async_twins_run_inside_an_event_loop():
         )
         return created, again, status, refund
 
-    created, again, status, refund = asyncio.run(flow())
+    try:
+        created, again, status, refund = asyncio.run(flow())
+    finally:
+        # The ORM ran in asgiref's executor thread; close that thread's connection so the
+        # test database can be dropped at the end of the run.
+        asyncio.run(sync_to_async(connections.close_all)())
     assert created.status == ProviderStatus.CAPTURED
     assert again.provider_payment_id == created.provider_payment_id  # idempotent
     assert status.status == ProviderStatus.CAPTURED

@@ -5,13 +5,20 @@ cache of ``paydesk.states.fold`` over its ``TransactionLog`` rows, refreshed in 
 transaction that appends.
 """
 
-from .ledger import LedgerQuerySet, TransactionLog
+from .audit import AuditLog
+from .idempotency import IdempotencyRecord
+from .ledger import AppendOnlyError, LedgerQuerySet, TransactionLog
 from .method import PaymentMethod, PaymentMethodType
 from .payment import Payment
 from .refund import Refund
 from .sandbox import SandboxCharge
+from .webhook import AbstractWebhookEvent, WebhookEvent, WebhookStatus
 
 __all__ = [
+    "AbstractWebhookEvent",
+    "AppendOnlyError",
+    "AuditLog",
+    "IdempotencyRecord",
     "LedgerQuerySet",
     "Payment",
     "PaymentMethod",
@@ -19,4 +26,6 @@ __all__ = [
     "Refund",
     "SandboxCharge",
     "TransactionLog",
+    "WebhookEvent",
+    "WebhookStatus",
 ]

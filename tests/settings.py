@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 
 import dj_database_url
+import django
 
 SECRET_KEY = "paydesk-tests-not-secret"
 DEBUG = False
@@ -72,8 +73,25 @@ PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 PAYDESK = {
     "DEFAULT_PROVIDER": "sandbox",
     "PROVIDERS": {
-        "sandbox": {"BACKEND": "paydesk.providers.sandbox.SandboxProvider", "OPTIONS": {}},
+        # Most tests look at exact ledgers; the webhook tests turn delivery on themselves.
+        "sandbox": {
+            "BACKEND": "paydesk.providers.sandbox.SandboxProvider",
+            "OPTIONS": {"WEBHOOK_DELIVERY": "off"},
+        },
     },
+}
+
+# django.tasks on Django 6, the django-tasks backport on 5.2; the database backend (a real
+# worker, `db_worker`) is there for the tests that run the pipeline through one.
+if django.VERSION >= (6, 0):
+    _IMMEDIATE = "django.tasks.backends.immediate.ImmediateBackend"
+else:
+    _IMMEDIATE = "django_tasks.backends.immediate.ImmediateBackend"
+    INSTALLED_APPS.append("django_tasks")
+INSTALLED_APPS.append("django_tasks_db")
+TASKS = {
+    "default": {"BACKEND": _IMMEDIATE},
+    "db": {"BACKEND": "django_tasks_db.DatabaseBackend", "QUEUES": ["default"]},
 }
 
 LOGGING = {

@@ -86,11 +86,15 @@ def test_unknown_setting_attribute_is_an_attribute_error(name):
     assert not hasattr(paydesk_settings, name)
 
 
-def test_get_with_default():
-    with override_settings(PAYDESK={"SECURITY": {"X": 1}}):
-        assert paydesk_settings.get("SECURITY") == {"X": 1}
-        assert paydesk_settings.get("WEBHOOKS", {"default": True}) == {"default": True}
+def test_get_merges_nested_settings_over_their_defaults():
+    with override_settings(PAYDESK={"SECURITY": {"X": 1, "RATE_LIMIT_REQUESTS": 5}}):
+        security = paydesk_settings.get("SECURITY")
+        assert security["X"] == 1
+        assert security["RATE_LIMIT_REQUESTS"] == 5
+        assert security["RATE_LIMIT_WINDOW"] == DEFAULTS["SECURITY"]["RATE_LIMIT_WINDOW"]
+        assert paydesk_settings.get("WEBHOOKS") == DEFAULTS["WEBHOOKS"]
         assert paydesk_settings.get("DEFAULT_CURRENCY") == "USD"
+        assert paydesk_settings.get("NOT_A_SETTING", {"default": True}) == {"default": True}
 
 
 # -- env() -----------------------------------------------------------------------------

@@ -17,7 +17,13 @@ Defaults (every key is optional)::
         "REFUND_POLICY": "paydesk.policy.RefundPolicy",
         "PUBLIC_BASE_URL": None,           # absolute base URL advertised to providers
         "SANDBOX_IN_PRODUCTION": False,    # allow the sandbox when DEBUG is False
+        "WEBHOOK_MODEL": "paydesk.WebhookEvent",
+        "WEBHOOKS": {...},                 # pipeline limits and retries (see DEFAULTS)
+        "SECURITY": {...},                 # rate limiting and trusted proxies
+        "TASK_BACKEND": "default",         # alias in Django's TASKS setting
     }
+
+Nested dicts (``WEBHOOKS``, ``SECURITY``) merge over their defaults key by key.
 """
 
 from __future__ import annotations
@@ -43,6 +49,25 @@ DEFAULTS: dict[str, Any] = {
     "REFUND_POLICY": "paydesk.policy.RefundPolicy",
     "PUBLIC_BASE_URL": None,
     "SANDBOX_IN_PRODUCTION": False,
+    "WEBHOOK_MODEL": "paydesk.WebhookEvent",
+    "WEBHOOKS": {
+        "MAX_BODY_SIZE": 1_048_576,  # bytes; larger deliveries get 413
+        "PROCESS": "task",  # "task": enqueue a Django Task; "inline": process in the request
+        "MAX_ATTEMPTS": 8,  # then the delivery is dead-lettered (status "dead")
+        "RETRY_BASE_DELAY": 30,  # seconds; doubles per attempt
+        "RETRY_MAX_DELAY": 6 * 3600,
+        "LEASE_SECONDS": 300,  # a processing attempt older than this is presumed dead
+        "RETENTION_DAYS": 30,  # cleanup_webhooks default
+        "UNHEALTHY_BACKLOG": 100,  # /webhooks/health/ answers 503 above this many waiting
+        "UNHEALTHY_FAILURE_RATE": 0.5,  # ... or above this share failing in the last hour
+    },
+    "SECURITY": {
+        "ENABLE_RATE_LIMITING": True,
+        "RATE_LIMIT_REQUESTS": 100,
+        "RATE_LIMIT_WINDOW": 60,
+        "TRUSTED_PROXIES": [],
+    },
+    "TASK_BACKEND": "default",
 }
 
 
@@ -95,10 +120,18 @@ class PaydeskSettings:
     def __getattr__(self, name: str) -> Any:
         if name.startswith("_") or name not in DEFAULTS:
             raise AttributeError(f"Unknown paydesk setting {name!r}; see paydesk.conf.DEFAULTS.")
-        return self.user_settings.get(name, DEFAULTS[name])
+        value = self.user_settings.get(name, DEFAULTS[name])
+        default = DEFAULTS[name]
+        if isinstance(default, dict) and name != "PROVIDERS" and isinstance(value, Mapping):
+            # Nested settings merge over their defaults, so a project sets only what differs.
+            return {**default, **value}
+        return value
 
     def get(self, name: str, default: Any = None) -> Any:
-        return self.user_settings.get(name, DEFAULTS.get(name, default))
+        """Like attribute access for known settings; ``default`` for keys paydesk lacks."""
+        if name in DEFAULTS:
+            return getattr(self, name)
+        return self.user_settings.get(name, default)
 
     def reload(self) -> None:
         self._cache = None

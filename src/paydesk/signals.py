@@ -21,6 +21,9 @@ payment_failed             ``error_code``, ``error_message``
 payment_cancelled          —
 payment_refunded           ``refund``, ``amount`` (Decimal), ``reason``
 refund_failed              ``refund``, ``error_code``, ``error_message``
+webhook_received           ``event_type``, ``result`` ("processed" or "ignored"),
+                           ``payload``, ``delivery``; ``sender`` is the webhook model and
+                           there is no ``payment`` (the deliveries' effects send their own)
 =========================  ==========================================================
 """
 
@@ -42,6 +45,7 @@ __all__ = [
     "payment_requires_action",
     "refund_failed",
     "send_on_commit",
+    "webhook_received",
 ]
 
 logger = logging.getLogger("paydesk.signals")
@@ -55,6 +59,7 @@ payment_failed = Signal()
 payment_cancelled = Signal()
 payment_refunded = Signal()
 refund_failed = Signal()
+webhook_received = Signal()
 
 
 def _send(signal: Signal, sender: Any, kwargs: dict[str, Any]) -> None:

@@ -21,14 +21,19 @@ __all__ = [
     "CaptureRequest",
     "ConfirmRequest",
     "Customer",
+    "DisputeEvent",
+    "InboundWebhook",
     "NextAction",
+    "PaymentEvent",
     "PaymentRequest",
     "PaymentResult",
     "ProviderFailure",
     "ProviderStatus",
+    "RefundEvent",
     "RefundRequest",
     "RefundResult",
     "StatusRequest",
+    "WebhookEffect",
 ]
 
 
@@ -173,3 +178,57 @@ class RefundResult:
     provider_refund_id: str = ""
     failure: ProviderFailure | None = None
     raw: Mapping[str, Any] = field(default_factory=dict)
+
+
+# -- webhooks -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class InboundWebhook:
+    """A delivery whose signature the provider verified.
+
+    ``payload`` is the parsed JSON; when the body is not JSON, ``payload`` is ``None`` and
+    ``error`` says why (the delivery is stored, marked failed, and never applied).
+    """
+
+    event_id: str
+    event_type: str
+    payload: Any
+    signature: str = ""
+    error: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class PaymentEvent:
+    """A webhook's news about one payment, in the same shape as an API result."""
+
+    result: PaymentResult
+    payment_id: str = ""  # paydesk's id, when the provider echoes our metadata
+    provider_payment_id: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class RefundEvent:
+    status: str  # "completed", "pending" or "failed"
+    amount: Money | None = None
+    payment_id: str = ""
+    provider_payment_id: str = ""
+    refund_id: str = ""  # paydesk's id, when echoed
+    provider_refund_id: str = ""
+    reason: str = ""
+    failure: ProviderFailure | None = None
+    raw: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class DisputeEvent:
+    opened: bool
+    dispute_id: str
+    amount: Money | None = None
+    payment_id: str = ""
+    provider_payment_id: str = ""
+    reason: str = ""
+    raw: Mapping[str, Any] = field(default_factory=dict)
+
+
+WebhookEffect = PaymentEvent | RefundEvent | DisputeEvent

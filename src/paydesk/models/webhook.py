@@ -53,6 +53,8 @@ class AbstractWebhookEvent(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     processed_at = models.DateTimeField(null=True, blank=True)
 
+    objects = models.Manager()
+
     class Meta:
         abstract = True
         constraints = [

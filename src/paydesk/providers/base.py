@@ -31,11 +31,13 @@ from ..types import (
     Capability,
     CaptureRequest,
     ConfirmRequest,
+    InboundWebhook,
     PaymentRequest,
     PaymentResult,
     RefundRequest,
     RefundResult,
     StatusRequest,
+    WebhookEffect,
 )
 
 __all__ = ["PaymentProvider", "ProviderInfo"]
@@ -136,6 +138,24 @@ class PaymentProvider:
 
     def create_refund(self, request: RefundRequest) -> RefundResult:
         raise self._unsupported("create_refund")
+
+    # -- webhooks ------------------------------------------------------------------------
+
+    def verify_webhook(self, body: bytes, headers: Mapping[str, str]) -> InboundWebhook:
+        """Check a delivery's signature over the raw ``body``; return what it claims to be.
+
+        Raise ``SignatureVerificationError`` when it is not authentic. Must not touch the
+        database: nothing is trusted, or stored, before this returns.
+        """
+        raise self._unsupported("webhooks")
+
+    def parse_webhook(self, event: InboundWebhook) -> list[WebhookEffect]:
+        """Translate a verified event into effects on payments; ``[]`` means "ignore it".
+
+        May call the provider (e.g. to confirm a status server-side); raising makes the
+        delivery fail and be retried later.
+        """
+        return []
 
     # -- async twins ---------------------------------------------------------------------
     # Adapters that answer in-process (sandbox, mock) touch the database or plain Python

@@ -41,6 +41,7 @@ from ...types import (
     Capability,
     CaptureRequest,
     ConfirmRequest,
+    InboundWebhook,
     NextAction,
     PaymentRequest,
     PaymentResult,
@@ -49,8 +50,10 @@ from ...types import (
     RefundRequest,
     RefundResult,
     StatusRequest,
+    WebhookEffect,
 )
 from ..base import PaymentProvider
+from . import webhooks
 
 __all__ = ["CARD_SCENARIOS", "TOKENS", "SandboxProvider", "Scenario", "scenario_for_card"]
 
@@ -114,11 +117,25 @@ class SandboxProvider(PaymentProvider):
             Capability.SAVED_METHODS,
             Capability.HOSTED_CHECKOUT,
             Capability.SYNC,
+            Capability.WEBHOOKS,
         }
     )
     webhook_signature_header = "Paydesk-Sandbox-Signature"
     webhook_signature_algorithm = "HMAC-SHA256"
     is_sandbox: ClassVar[bool] = True
+
+    # -- webhooks ------------------------------------------------------------------------
+    # The sandbox signs and delivers its own events (see .webhooks) so that the whole
+    # webhook path runs offline, exactly as a real provider's would.
+
+    def verify_webhook(self, body: bytes, headers: Any) -> InboundWebhook:
+        return webhooks.verify(self, body, headers)
+
+    def parse_webhook(self, event: InboundWebhook) -> list[WebhookEffect]:
+        return webhooks.parse(self, event)
+
+    def _emit(self, event_type: str, charge: Any, **extra: Any) -> None:
+        webhooks.emit(self, event_type, charge, **extra)
 
     # -- helpers -------------------------------------------------------------------------
 
@@ -231,6 +248,7 @@ class SandboxProvider(PaymentProvider):
         except IntegrityError:
             # A concurrent call with the same key created it first: answer as it did.
             return self._result(model.objects.get(idempotency_key=request.idempotency_key))
+        self._emit(webhooks.event_for_status(charge.status), charge)
         return self._result(charge)
 
     @staticmethod
@@ -258,6 +276,8 @@ class SandboxProvider(PaymentProvider):
                 scenario, money, charge.capture
             )
             charge.save()
+            if charge.status != "requires_action":
+                self._emit(webhooks.event_for_status(charge.status), charge)
             return str(charge.status)
 
     def complete_challenge(self, *, provider_payment_id: str, passed: bool) -> str:
@@ -274,6 +294,7 @@ class SandboxProvider(PaymentProvider):
             else:
                 charge.status, charge.failure_code = "failed", "authentication_required"
             charge.save()
+            self._emit(webhooks.event_for_status(charge.status), charge)
             return str(charge.status)
 
     def confirm_payment(self, request: ConfirmRequest) -> PaymentResult:
@@ -309,6 +330,7 @@ class SandboxProvider(PaymentProvider):
                 )
             charge.status, charge.captured_amount = "captured", request.amount.amount
             charge.save()
+            self._emit("payment.captured", charge)
             return self._result(charge)
 
     def cancel_payment(self, request: CancelRequest) -> PaymentResult:
@@ -324,6 +346,7 @@ class SandboxProvider(PaymentProvider):
                 )
             charge.status = "cancelled"
             charge.save()
+            self._emit("payment.cancelled", charge)
             return self._result(charge)
 
     def create_refund(self, request: RefundRequest) -> RefundResult:
@@ -356,4 +379,5 @@ class SandboxProvider(PaymentProvider):
             charge.refunds = refunds
             charge.refunded_amount += request.amount.amount
             charge.save()
+            self._emit("refund.succeeded", charge, refund=record, refund_id=request.refund_id)
             return RefundResult(status="completed", provider_refund_id=record["id"], raw=record)

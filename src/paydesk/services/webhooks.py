@@ -1,0 +1,329 @@
+"""Webhook services: store a verified delivery once, then apply it exactly once.
+
+This module owns one decision: when a delivery counts as handled. Receiving only stores the
+raw delivery (deduplicated on ``(provider, event_id)``); it is *processing* that marks it
+done, and only when every effect was recorded. So a delivery whose processing failed is not
+a duplicate when the provider sends it again: it is processed again. Effects go through the
+payment services, whose ledger keys make a second application a no-op, so even two workers
+racing on one delivery change the ledger once.
+
+A processing attempt takes a lease on the delivery row (committed before any provider call,
+as in the payment services); a worker that dies mid-way leaves the lease to expire and the
+delivery is found again by ``due_webhooks``. Failures are stored with their traceback and
+retried with exponential backoff up to ``WEBHOOKS["MAX_ATTEMPTS"]``, then dead-lettered.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import traceback
+from collections.abc import Mapping
+from typing import Any
+
+from django.apps import apps
+from django.db import IntegrityError, models, transaction
+from django.db.models import F, Q
+from django.utils import timezone
+
+from .. import signals
+from ..conf import paydesk_settings
+from ..exceptions import ConfigurationError, WebhookError
+from ..models import AbstractWebhookEvent, Payment, Refund, WebhookStatus
+from ..providers.registry import get_payment_provider
+from ..states import LedgerKind
+from ..types import (
+    DisputeEvent,
+    InboundWebhook,
+    PaymentEvent,
+    RefundEvent,
+    RefundResult,
+    WebhookEffect,
+)
+from . import ledger
+from .refunds import record_refund_result
+
+__all__ = [
+    "due_webhooks",
+    "process_webhook",
+    "receive_webhook",
+    "retry_delay",
+    "webhook_model",
+]
+
+logger = logging.getLogger("paydesk.webhooks")
+
+_HEADERS_KEPT = 50  # enough for any provider; bounded so a hostile sender can't bloat rows
+
+
+def webhook_model() -> type[AbstractWebhookEvent]:
+    """The model named by ``PAYDESK["WEBHOOK_MODEL"]`` (default ``paydesk.WebhookEvent``)."""
+    label = paydesk_settings.WEBHOOK_MODEL
+    try:
+        model = apps.get_model(label, require_ready=False)
+    except (LookupError, ValueError) as exc:
+        raise ConfigurationError(
+            f'PAYDESK["WEBHOOK_MODEL"] = {label!r} is not an installed model: {exc}'
+        ) from exc
+    if not issubclass(model, AbstractWebhookEvent):
+        raise ConfigurationError(
+            f'PAYDESK["WEBHOOK_MODEL"] = {label!r} must subclass AbstractWebhookEvent.'
+        )
+    return model
+
+
+def retry_delay(attempts: int) -> float:
+    """Seconds to wait after the ``attempts``-th failure: base * 2**(attempts-1), capped."""
+    config = paydesk_settings.WEBHOOKS
+    base = float(config["RETRY_BASE_DELAY"])
+    return float(min(base * 2 ** max(attempts - 1, 0), float(config["RETRY_MAX_DELAY"])))
+
+
+def receive_webhook(
+    *,
+    provider: str,
+    inbound: InboundWebhook,
+    body: bytes,
+    headers: Mapping[str, str],
+    ip_address: str | None,
+) -> tuple[AbstractWebhookEvent, bool]:
+    """Store a verified delivery; return ``(delivery, created)``.
+
+    A repeat of a known ``(provider, event_id)`` returns the stored row with its delivery
+    count raised, whatever that row's state.
+    """
+    model = webhook_model()
+    text = body.decode("utf-8", errors="replace")
+    kept = dict(list(headers.items())[:_HEADERS_KEPT])
+    try:
+        with transaction.atomic():
+            delivery = model.objects.create(
+                provider=provider,
+                event_type=inbound.event_type[:120],
+                event_id=inbound.event_id[:255],
+                payload=inbound.payload,
+                body=text,
+                headers=kept,
+                signature=inbound.signature,
+                ip_address=ip_address,
+                status=WebhookStatus.DEAD if inbound.error else WebhookStatus.PENDING,
+                processed=bool(inbound.error),
+                error_message=inbound.error,
+            )
+            return delivery, True
+    except IntegrityError:
+        existing = model.objects.get(provider=provider, event_id=inbound.event_id[:255])
+        model.objects.filter(pk=existing.pk).update(deliveries=F("deliveries") + 1)
+        existing.refresh_from_db()
+        return existing, False
+
+
+def due_webhooks(*, now: dt.datetime | None = None) -> models.QuerySet[AbstractWebhookEvent]:
+    """Deliveries waiting to be (re)processed: pending, failed and due, or abandoned mid-way."""
+    now = now or timezone.now()
+    return webhook_model().objects.filter(
+        Q(status=WebhookStatus.PENDING, lease_until__isnull=True)
+        | Q(status=WebhookStatus.PENDING, lease_until__lte=now)
+        | Q(status=WebhookStatus.FAILED, next_retry_at__lte=now)
+        | Q(status=WebhookStatus.FAILED, next_retry_at__isnull=True)
+        | Q(status=WebhookStatus.PROCESSING, lease_until__lte=now)
+    )
+
+
+def _claim(pk: Any, *, force: bool) -> AbstractWebhookEvent | None:
+    model = webhook_model()
+    now = timezone.now()
+    with transaction.atomic():
+        delivery = model.objects.select_for_update().get(pk=pk)
+        if delivery.success:
+            return None
+        leased = delivery.lease_until is not None and delivery.lease_until > now
+        if delivery.status == WebhookStatus.PROCESSING and leased:
+            return None  # someone else is on it; their outcome will be recorded
+        if delivery.status == WebhookStatus.DEAD and (not force or delivery.payload is None):
+            return None  # given up on; and an unparseable body can never succeed
+        lease = dt.timedelta(seconds=int(paydesk_settings.WEBHOOKS["LEASE_SECONDS"]))
+        delivery.status = WebhookStatus.PROCESSING
+        delivery.attempts += 1
+        delivery.lease_until = now + lease
+        delivery.save(update_fields=["status", "attempts", "lease_until"])
+        return delivery
+
+
+def process_webhook(
+    *, delivery: AbstractWebhookEvent | int, force: bool = False
+) -> AbstractWebhookEvent:
+    """Apply a stored delivery's effects; record success, or the failure and its retry.
+
+    ``force=True`` also processes a dead-lettered delivery (an operator's replay). Returns
+    the delivery as it now is; an unchanged one (already done, or leased by another worker)
+    is returned as is.
+    """
+    pk = delivery if isinstance(delivery, int) else delivery.pk
+    claimed = _claim(pk, force=force)
+    if claimed is None:
+        return webhook_model().objects.get(pk=pk)
+    inbound = InboundWebhook(
+        event_id=claimed.event_id,
+        event_type=claimed.event_type,
+        payload=claimed.payload,
+        signature=claimed.signature,
+    )
+    try:
+        provider = get_payment_provider(claimed.provider)
+        effects = provider.parse_webhook(inbound)
+        payment_ids = [_apply(claimed, effect) for effect in effects]
+    except Exception as exc:  # stored, retried, surfaced; never lost
+        _record_failure(claimed, exc)
+        return webhook_model().objects.get(pk=pk)
+    with transaction.atomic():
+        if payment_ids:
+            type(claimed).objects.filter(pk=pk).update(payment_id=payment_ids[0])
+        claimed.mark_success(ignored=not effects)
+        signals.send_on_commit(
+            signals.webhook_received,
+            sender=type(claimed),
+            provider=claimed.provider,
+            event_type=claimed.event_type,
+            result="processed" if effects else "ignored",
+            payload=claimed.payload,
+            delivery=claimed,
+        )
+    return webhook_model().objects.get(pk=pk)
+
+
+def _record_failure(delivery: AbstractWebhookEvent, exc: BaseException) -> None:
+    max_attempts = int(paydesk_settings.WEBHOOKS["MAX_ATTEMPTS"])
+    dead = delivery.attempts >= max_attempts
+    message = f"{type(exc).__name__}: {exc}"
+    logger.warning(
+        "webhook %s %s (attempt %s) failed: %s",
+        delivery.provider,
+        delivery.event_id,
+        delivery.attempts,
+        message,
+    )
+    with transaction.atomic():
+        delivery.mark_failed(message, traceback=traceback.format_exc(), dead=dead)
+        if not dead:
+            delivery.schedule_retry(retry_delay(delivery.attempts))
+
+
+def _find_payment(alias: str, *, payment_id: str, provider_payment_id: str) -> Payment:
+    candidates = Payment.objects.filter(provider=alias)
+    payment = None
+    if payment_id:
+        payment = candidates.filter(pk=payment_id).first()
+    if payment is None and provider_payment_id:
+        payment = candidates.filter(provider_payment_id=provider_payment_id).first()
+    if payment is None:
+        # Possibly a payment whose create call has not committed yet: fail, and retry later.
+        raise WebhookError(
+            f"No {alias} payment matches id={payment_id!r} / "
+            f"provider id={provider_payment_id!r}; will retry."
+        )
+    return payment
+
+
+def _note_delivery(payment: Payment, delivery: AbstractWebhookEvent) -> None:
+    ledger.append(
+        payment,
+        kind=LedgerKind.WEBHOOK_RECEIVED,
+        key=f"webhook:{delivery.provider}:{delivery.event_id}"[:255],
+        provider_data={"event_type": delivery.event_type, "delivery": delivery.pk},
+        message=delivery.event_type,
+    )
+
+
+def _apply(delivery: AbstractWebhookEvent, effect: WebhookEffect) -> str:
+    alias = delivery.provider
+    target = _find_payment(
+        alias, payment_id=effect.payment_id, provider_payment_id=effect.provider_payment_id
+    )
+    if isinstance(effect, PaymentEvent):
+        with transaction.atomic():
+            payment = ledger.locked_payment(target)
+            old = payment.status
+            _note_delivery(payment, delivery)
+            ledger.record_result(payment, effect.result, attempt=payment.attempt, source="webhook")
+            ledger.announce(payment, old, result=effect.result)
+        return payment.pk
+    if isinstance(effect, RefundEvent):
+        _apply_refund(delivery, target, effect)
+        return target.pk
+    if isinstance(effect, DisputeEvent):
+        with transaction.atomic():
+            payment = ledger.locked_payment(target)
+            _note_delivery(payment, delivery)
+            state = "opened" if effect.opened else "closed"
+            ledger.append(
+                payment,
+                kind=LedgerKind.DISPUTE_OPENED if effect.opened else LedgerKind.DISPUTE_CLOSED,
+                key=f"dispute:{effect.dispute_id}:{state}"[:255],
+                amount=effect.amount.amount if effect.amount else None,
+                ref=effect.dispute_id,
+                provider_data=dict(effect.raw),
+                message=effect.reason,
+            )
+            ledger.refresh(payment)
+        return payment.pk
+    raise WebhookError(f"Unknown webhook effect {effect!r}.")
+
+
+def _apply_refund(delivery: AbstractWebhookEvent, payment: Payment, effect: RefundEvent) -> None:
+    refund = None
+    if effect.refund_id:
+        refund = Refund.objects.filter(pk=effect.refund_id, payment=payment).first()
+    if refund is None and effect.provider_refund_id:
+        refund = Refund.objects.filter(
+            payment=payment, provider_refund_id=effect.provider_refund_id
+        ).first()
+    with transaction.atomic():
+        _note_delivery(ledger.locked_payment(payment), delivery)
+    if refund is None:
+        if effect.status != "completed" or effect.amount is None:
+            return  # news about a refund paydesk never saw and that did not happen
+        refund = _external_refund(payment, effect)
+    record_refund_result(
+        refund=refund,
+        result=RefundResult(
+            status=effect.status,
+            provider_refund_id=effect.provider_refund_id,
+            failure=effect.failure,
+            raw=dict(effect.raw),
+        ),
+    )
+
+
+def _external_refund(payment: Payment, effect: RefundEvent) -> Refund:
+    """Record a refund made outside paydesk (e.g. in the provider's dashboard).
+
+    It already happened, so it is recorded even if paydesk's books disagree; the ledger
+    then shows the discrepancy rather than hiding it.
+    """
+    assert effect.amount is not None
+    with transaction.atomic():
+        locked = ledger.locked_payment(payment)
+        existing = Refund.objects.filter(
+            payment=locked, provider_refund_id=effect.provider_refund_id
+        ).first()
+        if existing is not None:
+            return existing
+        refund = Refund.objects.create(
+            payment=locked,
+            amount=effect.amount.amount,
+            currency=effect.amount.currency,
+            reason=effect.reason or "refunded at the provider",
+            provider_refund_id=effect.provider_refund_id,
+        )
+        ledger.append(
+            locked,
+            kind=LedgerKind.REFUND_REQUESTED,
+            key=f"refund:{refund.pk}:requested",
+            amount=refund.amount,
+            ref=refund.pk,
+            refund=refund,
+            message="refund made at the provider",
+        )
+        ledger.refresh(locked)
+    return refund

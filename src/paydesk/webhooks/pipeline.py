@@ -1,0 +1,149 @@
+"""The webhook pipeline: every check a delivery passes before paydesk acts on it.
+
+This module owns one decision: the order of the checks and the answer each failure gets.
+
+1. unknown or webhook-less provider alias -> 404
+2. body larger than ``WEBHOOKS["MAX_BODY_SIZE"]`` -> 413 (nothing read beyond the limit)
+3. client IP outside the provider's allowlist (``X-Forwarded-For`` honoured only from
+   ``SECURITY["TRUSTED_PROXIES"]``) -> 403
+4. over the rate limit for this provider and client -> 429 with ``Retry-After``
+5. signature (and timestamp, where the scheme has one) wrong over the raw bytes -> 400,
+   nothing stored, no state change
+6. store the raw delivery, deduplicated on ``(provider, event_id)``; an authentic body that
+   is not JSON is stored as dead and answered 400
+7. already processed -> 200 ``duplicate``; otherwise process inline or enqueue a Django
+   Task; an inline failure -> 500, so the provider retries (it is also stored and retried
+   by paydesk itself).
+
+It is framework-light on purpose: the Django view adapts an ``HttpRequest`` to a
+``WebhookRequest``, and the sandbox provider hands its deliveries to ``handle`` directly.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..conf import paydesk_settings
+from ..exceptions import ConfigurationError, SignatureVerificationError
+from ..models import WebhookStatus
+from ..providers.registry import get_payment_provider, providers
+from ..security.ipfilter import allowlist_for_provider, client_ip
+from ..security.ratelimit import RateLimiter
+from ..services import webhooks as service
+from ..types import Capability
+
+__all__ = ["WebhookRequest", "WebhookResponse", "handle"]
+
+logger = logging.getLogger("paydesk.webhooks")
+
+
+@dataclass(frozen=True, slots=True)
+class WebhookRequest:
+    alias: str
+    body: bytes
+    headers: Mapping[str, str]
+    remote_addr: str | None
+    #: The declared length, when known before reading the body.
+    content_length: int | None = None
+    #: True when more bytes than ``MAX_BODY_SIZE`` were offered (the reader stopped early).
+    truncated: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class WebhookResponse:
+    status: int
+    body: dict[str, Any]
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+def _error(status: int, code: str, message: str, **headers: str) -> WebhookResponse:
+    return WebhookResponse(status, {"code": code, "message": message}, dict(headers))
+
+
+def max_body_size() -> int:
+    return int(paydesk_settings.WEBHOOKS["MAX_BODY_SIZE"])
+
+
+def handle(request: WebhookRequest) -> WebhookResponse:
+    alias = request.alias
+    if alias not in providers.aliases():
+        return _error(404, "unknown_provider", f"No payment provider is configured as {alias!r}.")
+    try:
+        provider = get_payment_provider(alias)
+    except ConfigurationError as exc:
+        logger.error("webhook for misconfigured provider %s: %s", alias, exc.message)
+        return _error(503, "provider_misconfigured", "This provider is not usable right now.")
+    if not provider.supports(Capability.WEBHOOKS):
+        return _error(404, "webhooks_not_supported", f"Provider {alias!r} sends no webhooks.")
+
+    limit = max_body_size()
+    too_big = request.truncated or len(request.body) > limit
+    if too_big or (request.content_length or 0) > limit:
+        return _error(413, "payload_too_large", f"Webhook bodies are limited to {limit} bytes.")
+
+    meta = {"REMOTE_ADDR": request.remote_addr or ""}
+    forwarded = _header(request.headers, "X-Forwarded-For")
+    if forwarded:
+        meta["HTTP_X_FORWARDED_FOR"] = forwarded
+    trusted = paydesk_settings.SECURITY.get("TRUSTED_PROXIES") or ()
+    ip = client_ip(meta, trusted)
+    if not allowlist_for_provider(alias).allows(ip):
+        logger.warning("webhook for %s refused from %s: not in the allowlist", alias, ip)
+        return _error(403, "ip_not_allowed", "This address may not send webhooks here.")
+
+    limited = RateLimiter.for_provider(alias).check(f"webhook:{alias}:{ip}")
+    if not limited.allowed:
+        return _error(
+            429,
+            "rate_limited",
+            "Too many webhook deliveries; retry later.",
+            **{"Retry-After": str(max(int(limited.retry_after), 1))},
+        )
+
+    try:
+        inbound = provider.verify_webhook(request.body, request.headers)
+    except SignatureVerificationError as exc:
+        logger.warning("webhook for %s from %s failed verification: %s", alias, ip, exc.message)
+        return _error(400, exc.code, exc.message)
+
+    delivery, created = service.receive_webhook(
+        provider=alias, inbound=inbound, body=request.body, headers=request.headers, ip_address=ip
+    )
+    if inbound.error:
+        return _error(400, "malformed_payload", inbound.error)
+    if delivery.success:
+        status = "duplicate" if not created else delivery.status
+        return WebhookResponse(200, {"status": status, "id": delivery.event_id})
+
+    # The provider sending a failed (even dead-lettered) event again is a fresh chance.
+    force = not created
+    if paydesk_settings.WEBHOOKS["PROCESS"] == "inline":
+        delivery = service.process_webhook(delivery=delivery, force=force)
+    else:
+        from ..tasks import enqueue_webhook
+
+        enqueue_webhook(delivery.pk, force=force)
+        delivery.refresh_from_db()  # an immediate backend has already run it
+    return _outcome(delivery)
+
+
+def _outcome(delivery: Any) -> WebhookResponse:
+    body = {"status": delivery.status, "id": delivery.event_id}
+    if delivery.success:
+        return WebhookResponse(200, body)
+    if delivery.status in (WebhookStatus.FAILED, WebhookStatus.DEAD):
+        # 5xx so the provider redelivers; paydesk keeps the delivery and retries it too.
+        body["message"] = "Processing failed; the delivery is stored and will be retried."
+        return WebhookResponse(500, body)
+    return WebhookResponse(202, body)  # queued, or being processed by another worker
+
+
+def _header(headers: Mapping[str, str], name: str) -> str:
+    lowered = name.lower()
+    for key, value in headers.items():
+        if key.lower() == lowered:
+            return value
+    return ""

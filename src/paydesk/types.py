@@ -16,12 +16,15 @@ from typing import Any
 from .money import Money
 
 __all__ = [
+    "AttachMethodRequest",
     "CancelRequest",
     "Capability",
     "CaptureRequest",
     "ConfirmRequest",
     "Customer",
+    "DetachMethodRequest",
     "DisputeEvent",
+    "HealthResult",
     "InboundWebhook",
     "NextAction",
     "PaymentEvent",
@@ -32,6 +35,7 @@ __all__ = [
     "RefundEvent",
     "RefundRequest",
     "RefundResult",
+    "SavedMethod",
     "StatusRequest",
     "WebhookEffect",
 ]
@@ -178,6 +182,42 @@ class RefundResult:
     provider_refund_id: str = ""
     failure: ProviderFailure | None = None
     raw: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class AttachMethodRequest:
+    """Save ``token`` for a customer; ``customer_ref`` is the provider's customer id, if any."""
+
+    token: str
+    user_ref: str  # paydesk's stable id for the user (never an email alone)
+    customer: Customer = field(default_factory=Customer)
+    customer_ref: str = ""
+    idempotency_key: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class SavedMethod:
+    token: str
+    customer_ref: str = ""
+    brand: str = ""
+    last4: str = ""
+    exp_month: int | None = None
+    exp_year: int | None = None
+    fingerprint: str = ""
+    type: str = "credit_card"
+
+
+@dataclass(frozen=True, slots=True)
+class DetachMethodRequest:
+    token: str
+    customer_ref: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class HealthResult:
+    ok: bool
+    detail: str = ""
+    response_time_ms: float | None = None
 
 
 # -- webhooks -------------------------------------------------------------------------------

@@ -27,15 +27,19 @@ from asgiref.sync import sync_to_async
 from ..exceptions import NotSupported
 from ..money import ISO_RULES, MinorUnitRules
 from ..types import (
+    AttachMethodRequest,
     CancelRequest,
     Capability,
     CaptureRequest,
     ConfirmRequest,
+    DetachMethodRequest,
+    HealthResult,
     InboundWebhook,
     PaymentRequest,
     PaymentResult,
     RefundRequest,
     RefundResult,
+    SavedMethod,
     StatusRequest,
     WebhookEffect,
 )
@@ -138,6 +142,20 @@ class PaymentProvider:
 
     def create_refund(self, request: RefundRequest) -> RefundResult:
         raise self._unsupported("create_refund")
+
+    # -- saved payment methods and health ----------------------------------------------
+
+    def attach_payment_method(self, request: AttachMethodRequest) -> SavedMethod:
+        """Keep a tokenized method at the provider for later charges (``SAVED_METHODS``)."""
+        raise self._unsupported("saved payment methods")
+
+    def detach_payment_method(self, request: DetachMethodRequest) -> None:
+        raise self._unsupported("saved payment methods")
+
+    def health_check(self) -> HealthResult:
+        """A cheap read-only call proving the credentials work; offline adapters say ok."""
+        problems = self.configuration_problems()
+        return HealthResult(ok=not problems, detail="; ".join(problems) or "configured")
 
     # -- webhooks ------------------------------------------------------------------------
 

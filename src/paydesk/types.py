@@ -174,6 +174,10 @@ class PaymentResult:
     failure: ProviderFailure | None = None
     fee: Money | None = None
     raw: Mapping[str, Any] = field(default_factory=dict)
+    #: Extra keyword arguments for the lifecycle signal this result causes (e.g. KICC's
+    #: ``pg_tid`` and ``auth_id`` on ``payment_approved``), so receivers written for a
+    #: provider's own Django app keep working.
+    signal_kwargs: Mapping[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)

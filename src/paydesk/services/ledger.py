@@ -151,6 +151,7 @@ def announce(payment: Payment, old_status: str, *, result: Any = None) -> None:
     if new == old_status:
         return
     common: dict[str, Any] = {
+        **dict(getattr(result, "signal_kwargs", None) or {}),
         "sender": Payment,
         "payment": payment,
         "provider": payment.provider,

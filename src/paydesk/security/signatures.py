@@ -738,8 +738,11 @@ class PayPalWebhookVerifier:
     ``certifi`` bundle). Fetched certificates are cached per URL for the process lifetime.
 
     Chain building here checks issuer names, signatures, validity periods and that
-    intermediates are CAs; it does not check revocation or name constraints. That is the
-    same trust PayPal's own SDKs place in the certificate URL.
+    intermediates are CAs; it does not check revocation, name constraints or key usage.
+    (PayPal's Python SDK, paypalrestsdk, does not check revocation either, and it fetches the
+    certificate from whatever URL the delivery names; refusing foreign URLs is paydesk's.)
+    To pin PayPal's issuing CAs instead of trusting every public CA, pass them as
+    ``trusted_roots``.
     """
 
     HEADER_ID: ClassVar[str] = "PAYPAL-TRANSMISSION-ID"

@@ -108,6 +108,11 @@ def handle(request: WebhookRequest) -> WebhookResponse:
     except SignatureVerificationError as exc:
         logger.warning("webhook for %s from %s failed verification: %s", alias, ip, exc.message)
         return _error(400, exc.code, exc.message)
+    except ConfigurationError as exc:
+        # E.g. no webhook secret configured: our fault, not the sender's; 503 makes the
+        # provider retry once the secret is set (paydesk.W002 names the missing option).
+        logger.error("webhook for %s cannot be verified: %s", alias, exc.message)
+        return _error(503, "provider_misconfigured", "This provider is not usable right now.")
 
     delivery, created = service.receive_webhook(
         provider=alias, inbound=inbound, body=request.body, headers=request.headers, ip_address=ip

@@ -196,6 +196,20 @@ def test_e010_provider_raising_keyerror_for_a_missing_option_is_reported_not_cra
     assert "API_KEY" in message.msg
 
 
+@pytest.mark.parametrize("alias", ["providers", "health", "stats"])
+def test_e011_provider_alias_is_a_reserved_webhook_path_segment(alias):
+    # The webhook info endpoints own these segments (tests/test_webhooks_info.py has more).
+    message = only(
+        messages(paydesk(PROVIDERS={"sandbox": SANDBOX, alias: SANDBOX})), "paydesk.E011"
+    )
+    assert message.level == checks.ERROR
+    assert alias in message.msg
+    assert message.hint
+    assert "paydesk.E011" not in ids(
+        messages(paydesk(PROVIDERS={"sandbox": SANDBOX, "h": SANDBOX}))
+    )
+
+
 def test_w001_provider_missing_credentials():
     entry = {"BACKEND": f"{HERE}.KeyedProvider", "OPTIONS": {"WEBHOOK_SECRET": "whsec"}}
     found = messages(paydesk(PROVIDERS={"sandbox": SANDBOX, "keyed": entry}))

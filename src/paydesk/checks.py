@@ -17,6 +17,8 @@ paydesk.E007   Error      ``PROCESSING_FEE_RATE`` is not a number from 0 to 100
 paydesk.E008   Error      ``REFUND_POLICY`` cannot be imported
 paydesk.E009   Error      an unknown key in ``PAYDESK`` (usually a typo)
 paydesk.E010   Error      the provider cannot be built from its OPTIONS
+paydesk.E011   Error      a provider alias is a reserved webhook path segment
+                          (``providers``, ``health``, ``stats``)
 paydesk.W001   Warning    a provider is missing credentials (it stays configured but unusable)
 paydesk.W002   Warning    a provider's webhook secret is missing
 paydesk.W003   Warning    the sandbox provider is configured while ``DEBUG`` is False
@@ -46,6 +48,7 @@ _WEBHOOK_OPTIONS = ("WEBHOOK_SECRET", "WEBHOOK_SECRETS", "WEBHOOK_ID")
 
 def _provider_messages() -> list[checks.CheckMessage]:
     from .providers.registry import load_backend
+    from .webhooks.info import RESERVED_SEGMENTS
 
     out: list[checks.CheckMessage] = []
     configured = paydesk_settings.user_settings.get("PROVIDERS", DEFAULTS["PROVIDERS"])
@@ -60,6 +63,16 @@ def _provider_messages() -> list[checks.CheckMessage]:
         ]
     for alias, params in configured.items():
         where = f'PAYDESK["PROVIDERS"][{alias!r}]'
+        if alias in RESERVED_SEGMENTS:
+            out.append(
+                checks.Error(
+                    f"{where}: the alias {alias!r} is a reserved webhook path segment; its "
+                    f"webhooks would reach the read-only <prefix>/webhooks/{alias}/ view "
+                    "instead of the pipeline.",
+                    hint=f"Rename the alias (reserved: {', '.join(sorted(RESERVED_SEGMENTS))}).",
+                    id="paydesk.E011",
+                )
+            )
         if not isinstance(params, Mapping) or not params.get("BACKEND"):
             out.append(
                 checks.Error(

@@ -4,6 +4,7 @@ from django.urls import path
 
 from . import views
 from .providers.sandbox import views as sandbox_views
+from .webhooks import info as webhook_info
 from .webhooks import views as webhook_views
 
 app_name = "paydesk"
@@ -12,5 +13,9 @@ urlpatterns = [
     path("return/<str:payment_id>/", views.payment_return, name="payment-return"),
     path("sandbox/checkout/<str:charge_id>/", sandbox_views.checkout, name="sandbox-checkout"),
     path("sandbox/3ds/<str:charge_id>/", sandbox_views.challenge, name="sandbox-3ds"),
+    # Before the universal endpoint: these segments are reserved (system check paydesk.E011).
+    path("webhooks/providers/", webhook_info.webhook_providers, name="webhook-providers"),
+    path("webhooks/health/", webhook_info.webhook_health, name="webhook-health"),
+    path("webhooks/stats/", webhook_info.webhook_stats, name="webhook-stats"),
     path("webhooks/<str:alias>/", webhook_views.webhook, name="webhook"),
 ]

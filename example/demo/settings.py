@@ -150,6 +150,28 @@ PAYDESK = {
         "sandbox": provider(
             "sandbox", "paydesk.providers.sandbox.SandboxProvider", "WEBHOOK_SECRET"
         ),
+        # Customers transfer money themselves; staff approve in the admin. The defaults are
+        # demo details (a well-known example IBAN), not a real account.
+        "bank_transfer": provider(
+            "bank_transfer",
+            "paydesk.providers.bank_transfer.BankTransferProvider",
+            "ACCOUNT_HOLDER",
+            "IBAN",
+            "BIC",
+            "BANK_NAME",
+            "INSTRUCTIONS",
+            "EXPIRY_HOURS",
+            "FOUR_EYES",
+            defaults={
+                "ACCOUNT_HOLDER": "Paydesk Demo Shop Ltd",
+                "IBAN": "DE89 3704 0044 0532 0130 00",
+                "BIC": "COBADEFFXXX",
+                "BANK_NAME": "Demo Bank",
+                "INSTRUCTIONS": "Demo only: do not send real money.",
+                "EXPIRY_HOURS": "72",
+                "FOUR_EYES": "false",
+            },
+        ),
         # Later providers go here under their own alias, e.g.
         # "stripe": provider("stripe", "paydesk.providers.stripe.StripeProvider",
         #                    "SECRET_KEY", "WEBHOOK_SECRET"),

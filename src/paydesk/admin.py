@@ -2,8 +2,9 @@
 
 This module owns one decision: what staff can do to payment state from the admin. Nothing
 here writes a payment, refund or ledger row directly; the actions (capture, cancel, sync,
-refund the remainder, retry a pending refund) call ``paydesk.services`` and report each
-success or error as a message. Ledger rows cannot be added, changed or deleted here.
+refund the remainder, retry a pending refund, approve or reject a bank transfer) call
+``paydesk.services`` and report each success or error as a message. Ledger rows cannot be
+added, changed or deleted here.
 """
 
 from __future__ import annotations
@@ -12,13 +13,26 @@ from collections.abc import Callable
 from typing import Any
 
 from django.contrib import admin, messages
+from django.contrib.admin import helpers
+from django.contrib.admin.utils import unquote
 from django.db.models import QuerySet
-from django.http import HttpRequest
+from django.http import FileResponse, Http404, HttpRequest
+from django.template.response import TemplateResponse
+from django.urls import URLPattern, path, reverse
+from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 
 from . import services
 from .exceptions import PaydeskError
-from .models import Payment, PaymentMethod, Refund, SandboxCharge, TransactionLog
+from .models import (
+    BankTransfer,
+    Payment,
+    PaymentMethod,
+    Refund,
+    SandboxCharge,
+    TransactionLog,
+)
+from .services import eft
 
 
 def _run_each(
@@ -230,3 +244,113 @@ class SandboxChargeAdmin(admin.ModelAdmin):
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
+
+
+@admin.register(BankTransfer)
+class BankTransferAdmin(admin.ModelAdmin):
+    """The approval queue: filter by status "Receipt uploaded" / "Awaiting transfer", compare
+    with the bank statement, then approve or reject through ``paydesk.services.eft``."""
+
+    list_display = (
+        "reference",
+        "created_at",
+        "payment",
+        "amount",
+        "currency",
+        "status",
+        "expires_at",
+        "receipt_link",
+        "decided_by",
+    )
+    list_filter = ("status", "currency", "created_at")
+    search_fields = (
+        "reference",
+        "payment__id",
+        "payment__reference",
+        "payment__customer_email",
+    )
+    date_hierarchy = "created_at"
+    list_select_related = ("payment", "decided_by")
+    actions = ("approve", "reject")
+    exclude = ("receipt",)  # replaced only through services.eft.record_receipt
+    # The receipt is shown through receipt_link (served to staff only), not the storage URL.
+    readonly_fields = [
+        f.name
+        for f in BankTransfer._meta.get_fields()
+        if f.concrete and not f.many_to_many and f.name != "receipt"
+    ] + ["receipt_link"]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False  # created by the provider when a payment is processed
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def get_urls(self) -> list[URLPattern]:
+        receipt = path(
+            "<path:object_id>/receipt/",
+            self.admin_site.admin_view(self.receipt_view),
+            name="paydesk_banktransfer_receipt",
+        )
+        return [receipt, *super().get_urls()]
+
+    def receipt_view(self, request: HttpRequest, object_id: str) -> FileResponse:
+        """The receipt file, to staff who may view the transfer; never run by the browser."""
+        obj = self.get_object(request, unquote(object_id))
+        if obj is None or not obj.receipt or not self.has_view_permission(request, obj):
+            raise Http404("No receipt.")
+        response = FileResponse(
+            obj.receipt.open("rb"),
+            content_type=obj.receipt_content_type or "application/octet-stream",
+            filename=obj.receipt.name.rsplit("/", 1)[-1],
+        )
+        response["Content-Security-Policy"] = "sandbox"
+        response["X-Content-Type-Options"] = "nosniff"
+        return response
+
+    @admin.display(description=_("Receipt"))
+    def receipt_link(self, obj: BankTransfer) -> str:
+        if not obj.receipt:
+            return "-"
+        url = reverse("admin:paydesk_banktransfer_receipt", args=[obj.pk])
+        return format_html('<a href="{}" target="_blank" rel="noopener">{}</a>', url, _("view"))
+
+    @admin.action(description=_("Approve: the money arrived"), permissions=["change"])
+    def approve(self, request: HttpRequest, queryset: QuerySet[BankTransfer]) -> None:
+        _run_each(
+            self,
+            request,
+            queryset,
+            "Approved",
+            lambda t: eft.approve_transfer(transfer=t, user=request.user),
+        )
+
+    @admin.action(description=_("Reject (asks for a reason)"), permissions=["change"])
+    def reject(
+        self, request: HttpRequest, queryset: QuerySet[BankTransfer]
+    ) -> TemplateResponse | None:
+        reason = request.POST.get("reason", "").strip()
+        error = ""
+        if "apply" in request.POST:
+            if reason:
+                _run_each(
+                    self,
+                    request,
+                    queryset,
+                    "Rejected",
+                    lambda t: eft.reject_transfer(transfer=t, user=request.user, reason=reason),
+                )
+                return None
+            error = str(_("Give a reason: the customer is shown it."))
+        context = {
+            **self.admin_site.each_context(request),
+            "title": _("Reject bank transfers"),
+            "opts": self.model._meta,
+            "transfers": list(queryset),
+            "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
+            "reason": reason,
+            "error": error,
+        }
+        return TemplateResponse(
+            request, "admin/paydesk/banktransfer/reject_confirmation.html", context
+        )

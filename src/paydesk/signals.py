@@ -24,6 +24,11 @@ refund_failed              ``refund``, ``error_code``, ``error_message``
 webhook_received           ``event_type``, ``result`` ("processed" or "ignored"),
                            ``payload``, ``delivery``; ``sender`` is the webhook model and
                            there is no ``payment`` (the deliveries' effects send their own)
+eft_approved               ``transfer`` (``BankTransfer``), ``approved_by`` (the staff
+                           user), ``approval_service`` (the ``EFTApprovalService``);
+                           ``payment_confirmed`` is sent for the same change
+eft_rejected               ``transfer``, ``rejected_by``, ``reason``,
+                           ``approval_service``; ``payment_failed`` is sent too
 =========================  ==========================================================
 """
 
@@ -36,6 +41,8 @@ from django.db import transaction
 from django.dispatch import Signal
 
 __all__ = [
+    "eft_approved",
+    "eft_rejected",
     "payment_approved",
     "payment_cancelled",
     "payment_confirmed",
@@ -60,6 +67,9 @@ payment_cancelled = Signal()
 payment_refunded = Signal()
 refund_failed = Signal()
 webhook_received = Signal()
+#: A staff member approved / rejected a manual bank transfer (``paydesk.services.eft``).
+eft_approved = Signal()
+eft_rejected = Signal()
 
 
 def _send(signal: Signal, sender: Any, kwargs: dict[str, Any]) -> None:

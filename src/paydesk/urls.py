@@ -3,6 +3,7 @@
 from django.urls import path
 
 from . import views
+from .providers.bank_transfer import views as bank_transfer_views
 from .providers.sandbox import views as sandbox_views
 from .webhooks import info as webhook_info
 from .webhooks import views as webhook_views
@@ -13,6 +14,11 @@ urlpatterns = [
     path("return/<str:payment_id>/", views.payment_return, name="payment-return"),
     path("sandbox/checkout/<str:charge_id>/", sandbox_views.checkout, name="sandbox-checkout"),
     path("sandbox/3ds/<str:charge_id>/", sandbox_views.challenge, name="sandbox-3ds"),
+    path(
+        "bank-transfer/<str:payment_id>/",
+        bank_transfer_views.instructions,
+        name="bank-transfer",
+    ),
     # Before the universal endpoint: these segments are reserved (system check paydesk.E011).
     path("webhooks/providers/", webhook_info.webhook_providers, name="webhook-providers"),
     path("webhooks/health/", webhook_info.webhook_health, name="webhook-health"),

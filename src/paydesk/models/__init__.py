@@ -6,6 +6,7 @@ transaction that appends.
 """
 
 from .audit import AuditLog
+from .eft import BankTransfer, BankTransferStatus
 from .idempotency import IdempotencyRecord
 from .ledger import AppendOnlyError, LedgerQuerySet, TransactionLog
 from .method import PaymentMethod, PaymentMethodType
@@ -18,6 +19,8 @@ __all__ = [
     "AbstractWebhookEvent",
     "AppendOnlyError",
     "AuditLog",
+    "BankTransfer",
+    "BankTransferStatus",
     "IdempotencyRecord",
     "LedgerQuerySet",
     "Payment",

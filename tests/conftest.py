@@ -11,6 +11,14 @@ from paydesk.testing import MockPaymentProvider, SignalRecorder, mock_provider
 
 
 @pytest.fixture(autouse=True)
+def _fresh_cache() -> None:
+    # Rate-limit counters live in the cache; one test's webhooks must not throttle another's.
+    from django.core.cache import cache
+
+    cache.clear()
+
+
+@pytest.fixture(autouse=True)
 def _fresh_providers() -> Iterator[None]:
     # Provider instances are cached per alias; tests must not see each other's state.
     providers.reset()

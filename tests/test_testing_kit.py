@@ -55,7 +55,7 @@ def request(key="k1", *, capture=True, amount="10.00"):
 def test_mock_defaults():
     mock = kit.MockPaymentProvider(alias="m")
     assert mock.alias == "m"
-    assert mock.capabilities == frozenset(Capability)
+    assert mock.capabilities == frozenset(Capability) - {Capability.WEBHOOKS}  # nothing to verify
     captured = mock.create_payment(request("a"))
     assert captured.status == ProviderStatus.CAPTURED
     assert captured.amount_captured == Money("10.00", "USD")

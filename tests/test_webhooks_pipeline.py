@@ -711,11 +711,6 @@ def test_a_provider_with_an_unusable_secret_answers_503_and_stores_nothing(clien
     assert WebhookEvent.objects.count() == 0
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="src bug: testing.MockPaymentProvider declares Capability.WEBHOOKS but has no "
-    "verify_webhook, so the pipeline lets NotSupported escape as an unhandled 500",
-)
 def test_a_provider_that_cannot_verify_webhooks_is_not_a_500(mock):
     client = Client(raise_request_exception=False)
     response = post(client, b"{}", {}, url="/paydesk/webhooks/mock/")

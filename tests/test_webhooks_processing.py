@@ -324,11 +324,6 @@ def test_webhook_received_says_ignored_for_an_event_paydesk_does_not_act_on(
 
 
 @override_settings(PAYDESK=CONFIG)
-@pytest.mark.xfail(
-    strict=True,
-    reason="src bug: providers/sandbox/webhooks.py parse() reads data.object.currency before "
-    "checking the event type, so an unknown event without it fails instead of being ignored",
-)
 def test_an_unknown_event_of_any_shape_is_ignored_not_failed(client):
     for event in (
         build_event("customer.created", {"id": "cus_1", "email": "a@example.com"}),
@@ -367,11 +362,6 @@ def test_an_older_event_arriving_after_success_leaves_the_payment_completed(
 
 
 @override_settings(PAYDESK=CONFIG)
-@pytest.mark.xfail(
-    strict=True,
-    reason="src bug: services/ledger.py record_result() sets failure_code/failure_message "
-    "before the fold, so a late payment.failed leaves them on a completed payment",
-)
 def test_a_late_failure_event_leaves_no_failure_code_on_a_completed_payment(client):
     payment, charge = awaiting_payment()
     succeeded = succeeded_event(charge)

@@ -125,11 +125,6 @@ def test_a_task_that_fails_leaves_the_delivery_failed_and_scheduled(client, monk
 
 
 @override_settings(PAYDESK=WORKER)
-@pytest.mark.xfail(
-    strict=True,
-    reason="src bug: webhooks/pipeline.py handle() answers a queued redelivery of a failed "
-    "delivery from the row's old status (500), though nothing has run yet",
-)
 def test_a_queued_redelivery_of_a_failed_delivery_is_answered_202(client, monkeypatch):
     _, charge = awaiting_payment()
     body, headers = signed_delivery(sandbox(), succeeded_event(charge))

@@ -15,6 +15,7 @@ process that died mid-call does not block the payment forever.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import logging
 from decimal import Decimal
 from typing import Any
@@ -119,6 +120,10 @@ def refresh(payment: Payment) -> PaymentState:
         payment.cancelled_at = timezone.now()
     if state.status != PaymentStatus.REQUIRES_ACTION:
         payment.next_action = None
+    if state.captured > 0 or state.status == PaymentStatus.AUTHORIZED:
+        # A late failure report for a payment whose money moved must not show as its error.
+        payment.failure_code = ""
+        payment.failure_message = ""
     payment.save()
     return state
 
@@ -161,6 +166,14 @@ def announce(payment: Payment, old_status: str, *, result: Any = None) -> None:
         signals.send_on_commit(
             signals.payment_requires_action, next_action=payment.next_action, **common
         )
+        action = payment.next_action or {}
+        if action.get("type") == "redirect" and action.get("redirect_url"):
+            signals.send_on_commit(
+                signals.payment_registered,
+                next_action=action,
+                redirect_url=action["redirect_url"],
+                **common,
+            )
     elif new in (PaymentStatus.AUTHORIZED, PaymentStatus.COMPLETED) and old_status in (
         PaymentStatus.PENDING,
         PaymentStatus.REQUIRES_ACTION,
@@ -262,5 +275,15 @@ def record_result(
             attempt=attempt,
             provider_data=raw,
             message=f"via {source}",
+        )
+    if result.note:
+        digest = hashlib.sha256(result.note.encode()).hexdigest()[:16]
+        append(
+            payment,
+            kind=LedgerKind.NOTE,
+            key=f"attempt-{attempt}:provider-note:{digest}",
+            attempt=attempt,
+            provider_data=raw,
+            message=result.note,
         )
     return refresh(payment)

@@ -54,6 +54,8 @@ __all__ = [
 logger = logging.getLogger("paydesk.webhooks")
 
 _HEADERS_KEPT = 50  # enough for any provider; bounded so a hostile sender can't bloat rows
+# Credentials a proxy or client may add; never signature material, so never needed later.
+_REDACTED_HEADERS = frozenset({"authorization", "cookie", "proxy-authorization", "x-api-key"})
 
 
 def webhook_model() -> type[AbstractWebhookEvent]:
@@ -94,7 +96,10 @@ def receive_webhook(
     """
     model = webhook_model()
     text = body.decode("utf-8", errors="replace")
-    kept = dict(list(headers.items())[:_HEADERS_KEPT])
+    kept = {
+        name: ("[redacted]" if name.lower() in _REDACTED_HEADERS else value)
+        for name, value in list(headers.items())[:_HEADERS_KEPT]
+    }
     try:
         with transaction.atomic():
             delivery = model.objects.create(

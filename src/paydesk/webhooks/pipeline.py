@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..conf import paydesk_settings
-from ..exceptions import ConfigurationError, SignatureVerificationError
+from ..exceptions import ConfigurationError, NotSupported, SignatureVerificationError
 from ..models import WebhookStatus
 from ..providers.registry import get_payment_provider, providers
 from ..security.ipfilter import allowlist_for_provider, client_ip
@@ -105,6 +105,8 @@ def handle(request: WebhookRequest) -> WebhookResponse:
 
     try:
         inbound = provider.verify_webhook(request.body, request.headers)
+    except NotSupported:
+        return _error(404, "webhooks_not_supported", f"Provider {alias!r} sends no webhooks.")
     except SignatureVerificationError as exc:
         logger.warning("webhook for %s from %s failed verification: %s", alias, ip, exc.message)
         return _error(400, exc.code, exc.message)
@@ -130,8 +132,12 @@ def handle(request: WebhookRequest) -> WebhookResponse:
     else:
         from ..tasks import enqueue_webhook
 
+        attempts = delivery.attempts
         enqueue_webhook(delivery.pk, force=force)
         delivery.refresh_from_db()  # an immediate backend has already run it
+        if delivery.attempts == attempts and not delivery.success:
+            # A queued backend has not run it yet; its earlier outcome is not this answer.
+            return WebhookResponse(202, {"status": "pending", "id": delivery.event_id})
     return _outcome(delivery)
 
 

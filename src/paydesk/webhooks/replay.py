@@ -1,7 +1,9 @@
 """Replaying and cleaning up stored deliveries (the seed guide's ``WebhookReplayer``).
 
 This module owns one decision: which stored deliveries an operator's replay touches.
-``replay_failed`` takes failed and dead-lettered ones (ignoring their backoff: a human asked),
+``replay_failed`` takes failed and dead-lettered ones (by default ignoring their backoff: a
+human asked; ``respect_backoff=True`` keeps to it, which ``replay_webhooks --failed`` does
+unless given ``--no-backoff``),
 ``replay_pending`` those still waiting (pending, or abandoned by a dead worker), and
 ``process_due`` only what the retry schedule says is due (what the periodic task runs).
 Every replay goes through ``process_webhook``, so replaying a delivery twice, or one that a

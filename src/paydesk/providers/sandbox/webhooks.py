@@ -63,6 +63,7 @@ EVENT_FOR_STATUS = {
     "cancelled": "payment.cancelled",
 }
 PAYMENT_EVENTS = frozenset(EVENT_FOR_STATUS.values()) | {"payment.captured"}
+HANDLED_EVENTS = PAYMENT_EVENTS | {"refund.succeeded", "dispute.created", "dispute.closed"}
 
 
 def event_for_status(status: str) -> str:
@@ -129,6 +130,8 @@ def _money(value: Any, currency: str) -> Money:
 
 
 def parse(provider: SandboxProvider, event: InboundWebhook) -> list[WebhookEffect]:
+    if event.event_type not in HANDLED_EVENTS:
+        return []  # stored and ignored, whatever its shape
     payload = event.payload
     try:
         data = payload["data"]

@@ -240,6 +240,21 @@ def test_w003_sandbox_with_debug_off():
     assert "paydesk.W003" not in ids(messages(staging, DEBUG=False))
 
 
+def test_w005_test_mode_with_debug_off():
+    bank = {
+        "BACKEND": "paydesk.providers.bank_transfer.BankTransferProvider",
+        "OPTIONS": {"TEST_MODE": True, "IBAN": "DE89370400440532013000"},
+    }
+    config = paydesk(PROVIDERS={"sandbox": SANDBOX, "bank_transfer": bank})
+    message = only(messages(config, DEBUG=False), "paydesk.W005")
+    assert message.level == checks.WARNING
+    assert "TEST_MODE" in message.hint
+    assert "paydesk.W005" not in ids(messages(config, DEBUG=True))
+    bank_live = {**bank, "OPTIONS": {"IBAN": "DE89370400440532013000"}}
+    live = paydesk(PROVIDERS={"sandbox": SANDBOX, "bank_transfer": bank_live})
+    assert "paydesk.W005" not in ids(messages(live, DEBUG=False))
+
+
 def _with_databases(monkeypatch, databases: dict[str, dict[str, Any]]) -> None:
     # connections.settings is what the check reads; replace it for the test only.
     monkeypatch.setattr(connections, "settings", databases)

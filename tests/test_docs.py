@@ -26,8 +26,8 @@ from paydesk import signals
 from paydesk.providers import registry
 
 DOCS = Path(__file__).resolve().parent.parent / "docs"
-PAGES = sorted(DOCS.glob("*.md"))
-PAGE_IDS = [page.name for page in PAGES]
+PAGES = sorted(DOCS.rglob("*.md"))  # docs/providers/*.md included
+PAGE_IDS = [page.relative_to(DOCS).as_posix() for page in PAGES]
 
 # An opening fence (possibly indented, e.g. inside a list) and its matching closing fence.
 _FENCE = re.compile(
@@ -111,9 +111,10 @@ def test_runnable_examples(page: Path, django_capture_on_commit_callbacks) -> No
 
 @pytest.mark.parametrize("page", PAGES, ids=PAGE_IDS)
 def test_page_is_linked_from_index(page: Path) -> None:
-    if page.name != "index.md":
+    name = page.relative_to(DOCS).as_posix()
+    if name != "index.md":
         linked = {target for target, _ in _links(DOCS / "index.md")}
-        assert page.name in linked, f"docs/index.md has no link to {page.name}; add it"
+        assert name in linked, f"docs/index.md has no link to {name}; add it"
 
 
 @pytest.mark.parametrize("page", PAGES, ids=PAGE_IDS)
@@ -121,7 +122,7 @@ def test_links_between_pages_resolve(page: Path) -> None:
     for target, anchor in _links(page):
         if target and (":" in target or not target.endswith(".md")):
             continue  # an external link, or not a page of this guide
-        linked = DOCS / target if target else page
+        linked = (page.parent / target).resolve() if target else page
         assert linked.exists(), f"{page.name} links to {target}, which does not exist"
         if anchor:
             assert anchor in _anchors(linked), (

@@ -140,6 +140,9 @@ USE_I18N = True
 USE_TZ = True
 
 STATIC_URL = "static/"
+# Bank-transfer receipts are uploaded files; keep them beside the demo's database.
+MEDIA_ROOT = BASE_DIR / "media"
+MEDIA_URL = "media/"
 LOGIN_URL = "shop:login"
 LOGIN_REDIRECT_URL = "shop:product-list"
 LOGOUT_REDIRECT_URL = "shop:product-list"

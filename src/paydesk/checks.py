@@ -24,6 +24,7 @@ paydesk.W002   Warning    a provider's webhook secret is missing
 paydesk.W003   Warning    the sandbox provider is configured while ``DEBUG`` is False
 paydesk.W004   Warning    SQLite without ``"transaction_mode": "IMMEDIATE"``: concurrent
                           refunds could both pass the over-refund check
+paydesk.W005   Warning    a provider has ``TEST_MODE`` on while ``DEBUG`` is False
 =============  =========  =============================================================
 """
 
@@ -116,6 +117,15 @@ def _provider_messages() -> list[checks.CheckMessage]:
                     f"{where}: {'; '.join(webhook)}; its webhooks will be refused.",
                     hint="Copy the signing secret from the provider's dashboard into OPTIONS.",
                     id="paydesk.W002",
+                )
+            )
+        if getattr(provider, "test_mode", False) and not settings.DEBUG:
+            out.append(
+                checks.Warning(
+                    f"{where} has TEST_MODE on while DEBUG is False: its test tokens can mark "
+                    "payments paid without money moving.",
+                    hint="Remove TEST_MODE from its OPTIONS in production.",
+                    id="paydesk.W005",
                 )
             )
         sandbox_live = getattr(provider, "is_sandbox", False) and not settings.DEBUG

@@ -318,7 +318,11 @@ class SignalRecorder:
                 "payment_cancelled",
                 "payment_refunded",
                 "refund_failed",
+                "webhook_received",
+                "eft_approved",
+                "eft_rejected",
             )
+            if hasattr(signals, name)
         }
         self.calls: list[tuple[str, dict[str, Any]]] = []
         self._receivers: dict[str, Any] = {}

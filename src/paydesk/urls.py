@@ -4,6 +4,7 @@ from django.urls import path
 
 from . import views
 from .providers.bank_transfer import views as bank_transfer_views
+from .providers.iyzico import views as iyzico_views
 from .providers.sandbox import views as sandbox_views
 from .webhooks import info as webhook_info
 from .webhooks import views as webhook_views
@@ -14,6 +15,11 @@ urlpatterns = [
     path("return/<str:payment_id>/", views.payment_return, name="payment-return"),
     path("sandbox/checkout/<str:charge_id>/", sandbox_views.checkout, name="sandbox-checkout"),
     path("sandbox/3ds/<str:charge_id>/", sandbox_views.challenge, name="sandbox-3ds"),
+    path(
+        "iyzico/callback/<str:alias>/<str:payment_id>/",
+        iyzico_views.callback,
+        name="iyzico-callback",
+    ),
     path(
         "bank-transfer/<str:payment_id>/",
         bank_transfer_views.instructions,

@@ -29,6 +29,7 @@ __all__ = [
 
 BUILTIN_BACKENDS: dict[str, str] = {
     "sandbox": "paydesk.providers.sandbox.SandboxProvider",
+    "iyzico": "paydesk.providers.iyzico.IyzicoProvider",
     "bank_transfer": "paydesk.providers.bank_transfer.BankTransferProvider",
 }
 

@@ -175,6 +175,19 @@ PAYDESK = {
                 "FOUR_EYES": "false",
             },
         ),
+        # iyzico's sandbox (docs/providers/iyzico.md): set PAYDESK_IYZICO_API_KEY and
+        # PAYDESK_IYZICO_SECRET_KEY. The checkout form sends the browser back to
+        # PAYDESK_IYZICO_CALLBACK_BASE_URL (default: the local runserver address).
+        "iyzico": provider(
+            "iyzico",
+            "paydesk.providers.iyzico.IyzicoProvider",
+            "API_KEY",
+            "SECRET_KEY",
+            "MODE",
+            "CF_INITIALIZE_PATH",
+            "CALLBACK_BASE_URL",
+            defaults={"MODE": "sandbox", "CALLBACK_BASE_URL": "http://127.0.0.1:8000"},
+        ),
         # Later providers go here under their own alias, e.g.
         # "stripe": provider("stripe", "paydesk.providers.stripe.StripeProvider",
         #                    "SECRET_KEY", "WEBHOOK_SECRET"),

@@ -117,6 +117,9 @@ class PaymentRequest:
     description: str = ""
     return_url: str = ""
     metadata: Mapping[str, str] = field(default_factory=dict)
+    #: The provider's customer id when the token is a saved method attached to a customer
+    #: (Stripe refuses to charge an attached pm_... without its cus_...).
+    customer_ref: str = ""
 
 
 @dataclass(frozen=True, slots=True)

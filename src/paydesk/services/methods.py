@@ -13,8 +13,9 @@ from django.db import IntegrityError, transaction
 
 from ..exceptions import ConfigurationError, NotSupported, PaymentValidationError
 from ..models import PaymentMethod, PaymentMethodType
+from ..providers.base import PaymentProvider
 from ..providers.registry import get_payment_provider
-from ..types import Capability
+from ..types import AttachMethodRequest, Capability, Customer, DetachMethodRequest
 
 __all__ = ["add_payment_method", "deactivate_payment_method", "set_default_payment_method"]
 
@@ -36,11 +37,18 @@ def add_payment_method(
     fingerprint: str = "",
     set_default: bool = False,
     metadata: dict[str, Any] | None = None,
+    attach: bool = False,
 ) -> PaymentMethod:
     """Save a tokenized payment method for ``user``.
 
     Saving a token the user already saved returns that method; a token saved by another
     user is refused.
+
+    ``attach=True`` also keeps the method at the provider (``attach_payment_method``: for
+    Stripe, a Customer for the user, reused for the user's later methods, with the pm_...
+    attached to it). The provider's answer fills in the card details and the token (Stripe's
+    test tokens such as ``pm_card_visa`` become a new pm_... id), and its customer id is
+    kept in ``metadata["customer_ref"]``, which payments with this method then send along.
     """
     if not provider_token:
         raise PaymentValidationError(_CARD_DATA_HINT, field="provider_token")
@@ -66,6 +74,32 @@ def add_payment_method(
     ).first()
     if existing is not None:
         return _existing(existing, user=user)
+    metadata = dict(metadata or {})
+    if attach:
+        saved = backend.attach_payment_method(
+            AttachMethodRequest(
+                token=provider_token,
+                user_ref=str(user.pk),
+                customer=Customer(
+                    email=getattr(user, "email", "") or "",
+                    name=user.get_full_name() if hasattr(user, "get_full_name") else "",
+                ),
+                customer_ref=_customer_ref(user, provider),
+                idempotency_key=f"paydesk:attach:{provider}:{user.pk}:{provider_token}"[:255],
+            )
+        )
+        provider_token = saved.token or provider_token
+        existing = PaymentMethod.objects.filter(
+            provider=provider, provider_token=provider_token
+        ).first()
+        if existing is not None:
+            return _existing(existing, user=user)
+        type = saved.type or type
+        brand, last4 = saved.brand or brand, saved.last4 or last4
+        exp_month, exp_year = saved.exp_month or exp_month, saved.exp_year or exp_year
+        fingerprint = saved.fingerprint or fingerprint
+        if saved.customer_ref:
+            metadata["customer_ref"] = saved.customer_ref
     try:
         with transaction.atomic():
             method = PaymentMethod.objects.create(
@@ -78,7 +112,7 @@ def add_payment_method(
                 exp_month=exp_month,
                 exp_year=exp_year,
                 fingerprint=fingerprint,
-                metadata=metadata or {},
+                metadata=metadata,
             )
             has_default = PaymentMethod.objects.filter(user=user, is_default=True).exists()
             if set_default or not has_default:
@@ -93,6 +127,16 @@ def add_payment_method(
             raise
         return _existing(existing, user=user)
     return method
+
+
+def _customer_ref(user: Any, provider: str) -> str:
+    """The provider customer id an earlier attached method of ``user`` recorded, if any."""
+    for metadata in PaymentMethod.objects.filter(user=user, provider=provider).values_list(
+        "metadata", flat=True
+    ):
+        if isinstance(metadata, dict) and metadata.get("customer_ref"):
+            return str(metadata["customer_ref"])
+    return ""
 
 
 def check_token(token: str, *, field: str) -> None:
@@ -131,7 +175,17 @@ def set_default_payment_method(*, method: PaymentMethod) -> PaymentMethod:
 
 
 def deactivate_payment_method(*, method: PaymentMethod) -> PaymentMethod:
-    """Soft-delete: the method stays for the payments that used it but can't be used again."""
+    """Soft-delete: the method stays for the payments that used it but can't be used again.
+
+    A method saved with ``attach=True`` (its ``metadata["customer_ref"]`` is set) is detached
+    at the provider first; if that call fails, nothing changes here and the error is raised.
+    """
+    customer_ref = (method.metadata or {}).get("customer_ref")
+    if customer_ref and method.is_active:
+        backend: PaymentProvider = get_payment_provider(method.provider)
+        backend.detach_payment_method(
+            DetachMethodRequest(token=method.provider_token, customer_ref=str(customer_ref))
+        )
     PaymentMethod.objects.filter(pk=method.pk).update(is_active=False, is_default=False)
     method.is_active = False
     method.is_default = False

@@ -163,6 +163,12 @@ def create_payment(
             code="currency_not_supported",
             field="currency",
         )
+    try:
+        # The provider's wire rules (Stripe: KWD amounts end in 0, ISK whole units) refuse
+        # now, before a payment exists, rather than when it is sent.
+        backend.currency_rules.to_minor_units(money)
+    except MoneyError as exc:
+        raise PaymentValidationError(exc.message, code=exc.code, field="amount") from exc
     if not capture and not backend.supports(Capability.CAPTURE):
         raise NotSupported(
             f"Provider {alias!r} cannot authorize now and capture later; use capture=True."
@@ -364,9 +370,8 @@ def process_payment(
             message="sent to the provider",
         )
         ledger.refresh(locked)
-        token = locked.payment_method_token or (
-            locked.payment_method.provider_token if locked.payment_method else ""
-        )
+        saved = locked.payment_method if not locked.payment_method_token else None
+        token = locked.payment_method_token or (saved.provider_token if saved else "")
         request = PaymentRequest(
             payment_id=locked.pk,
             amount=locked.money,
@@ -378,6 +383,7 @@ def process_payment(
             description=locked.description,
             return_url=locked.return_url,
             metadata={"paydesk_payment_id": locked.pk, "reference": locked.reference},
+            customer_ref=str((saved.metadata or {}).get("customer_ref", "")) if saved else "",
         )
     provider = get_payment_provider(locked.provider)
     return _finish(

@@ -188,9 +188,18 @@ PAYDESK = {
             "CALLBACK_BASE_URL",
             defaults={"MODE": "sandbox", "CALLBACK_BASE_URL": "http://127.0.0.1:8000"},
         ),
-        # Later providers go here under their own alias, e.g.
-        # "stripe": provider("stripe", "paydesk.providers.stripe.StripeProvider",
-        #                    "SECRET_KEY", "WEBHOOK_SECRET"),
+        # Stripe in test mode (docs/providers/stripe.md): set PAYDESK_STRIPE_SECRET_KEY,
+        # PAYDESK_STRIPE_PUBLISHABLE_KEY and PAYDESK_STRIPE_WEBHOOK_SECRET. Without them the
+        # demo still starts; `manage.py check` names what is missing (paydesk.W001, W002).
+        "stripe": provider(
+            "stripe",
+            "paydesk.providers.stripe.StripeProvider",
+            "SECRET_KEY",
+            "PUBLISHABLE_KEY",
+            "WEBHOOK_SECRET",
+            "API_VERSION",
+        ),
+        # Later providers go here under their own alias.
     },
     "DEFAULT_CURRENCY": "USD",
     "PROCESSING_FEE_RATE": "3",  # percent, recorded on each payment

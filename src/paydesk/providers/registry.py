@@ -32,6 +32,7 @@ BUILTIN_BACKENDS: dict[str, str] = {
     "iyzico": "paydesk.providers.iyzico.IyzicoProvider",
     "bank_transfer": "paydesk.providers.bank_transfer.BankTransferProvider",
     "stripe": "paydesk.providers.stripe.StripeProvider",
+    "paypal": "paydesk.providers.paypal.PayPalProvider",
 }
 
 _registered: dict[str, type[PaymentProvider]] = {}

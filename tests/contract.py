@@ -278,6 +278,11 @@ class ProviderContract:
                 payment=payment, payment_method_token=contract.success_token
             )
         assert payment.status == "completed", (payment.failure_code, payment.failure_message)
+        if not get_payment_provider(contract.alias).supports(Capability.REFUND):
+            # Refused by the service before any provider call, as for the other refund tests.
+            with pytest.raises(NotSupported):
+                services.create_refund(payment=payment, amount="5.00", reason="contract")
+            return
         with django_capture_on_commit_callbacks(execute=True):
             refund = services.create_refund(payment=payment, amount="5.00", reason="contract")
         assert refund.status in ("completed", "processing")

@@ -16,6 +16,9 @@ signal                     extra keyword arguments
 =========================  ==========================================================
 payment_created            —
 payment_requires_action    ``next_action`` (dict: type, redirect_url / client_secret)
+payment_registered         ``next_action``, ``redirect_url``: the provider registered the
+                           payment and the customer must be sent to its page (a redirect
+                           next action); sent right after ``payment_requires_action``
 payment_confirmed          — (completed or authorized); ``payment_approved`` is an alias
 payment_failed             ``error_code``, ``error_message``
 payment_cancelled          —
@@ -49,6 +52,7 @@ __all__ = [
     "payment_created",
     "payment_failed",
     "payment_refunded",
+    "payment_registered",
     "payment_requires_action",
     "refund_failed",
     "send_on_commit",
@@ -59,6 +63,9 @@ logger = logging.getLogger("paydesk.signals")
 
 payment_created = Signal()
 payment_requires_action = Signal()
+#: A redirect next action (hosted page: KICC's authPageUrl, a NOWPayments invoice); the name
+#: the django-easypay guide uses for "transaction registered, send the customer to the window".
+payment_registered = Signal()
 payment_confirmed = Signal()
 #: Alias kept for projects following the django-payments-tr guide's name.
 payment_approved = payment_confirmed

@@ -165,6 +165,11 @@ class RefundRequest:
     amount: Money
     idempotency_key: str
     reason: str = ""
+    #: What the payment captured, and what other refunds completed or reserved before this
+    #: one, when the service knows (``None`` otherwise): providers whose API distinguishes a
+    #: full cancel from a partial one (KICC) decide with them.
+    captured: Money | None = None
+    already_refunded: Money | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -181,6 +186,10 @@ class PaymentResult:
     #: ``pg_tid`` and ``auth_id`` on ``payment_approved``), so receivers written for a
     #: provider's own Django app keep working.
     signal_kwargs: Mapping[str, Any] = field(default_factory=dict)
+    #: Something staff should read that the status alone does not say (NOWPayments'
+    #: ``partially_paid`` with the amount received): recorded as a ledger ``note`` entry,
+    #: once per distinct text and attempt.
+    note: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -189,6 +198,9 @@ class RefundResult:
     provider_refund_id: str = ""
     failure: ProviderFailure | None = None
     raw: Mapping[str, Any] = field(default_factory=dict)
+    #: Extra keyword arguments for ``payment_refunded`` / ``refund_failed`` (e.g. KICC's
+    #: ``cancel_type`` and ``cancel_amount``), as ``PaymentResult.signal_kwargs``.
+    signal_kwargs: Mapping[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)

@@ -75,6 +75,12 @@ class PaymentProvider:
     webhook_signature_algorithm: ClassVar[str] = ""
     #: Options that must be set (after ``env()`` resolution) for the provider to work.
     required_options: ClassVar[tuple[str, ...]] = ()
+    #: Addresses the provider documents as its webhook senders: the allowlist used when
+    #: ``OPTIONS["WEBHOOK_IP_ALLOWLIST"]`` is not set (``[]`` there allows everyone).
+    default_webhook_ip_allowlist: ClassVar[tuple[str, ...]] = ()
+    #: How staff refund a payment by hand when the provider's API cannot (added to the
+    #: ``NotSupported`` error a refund request gets).
+    refund_instructions: ClassVar[str] = ""
 
     def __init__(self, *, alias: str, options: Mapping[str, Any] | None = None) -> None:
         self.alias = alias

@@ -11,7 +11,8 @@ left is the client's own claim and is ignored. A client that sends ``X-Forwarded
 1.2.3.4`` straight to the server, or through a proxy, cannot make itself 1.2.3.4.
 
 Settings: ``PAYDESK["SECURITY"]["TRUSTED_PROXIES"]`` (addresses or CIDR networks, e.g.
-``["10.0.0.0/8", "::1"]``) and a provider's ``OPTIONS["WEBHOOK_IP_ALLOWLIST"]``.
+``["10.0.0.0/8", "::1"]``) and a provider's ``OPTIONS["WEBHOOK_IP_ALLOWLIST"]`` (when unset,
+the backend's documented notifier addresses, ``default_webhook_ip_allowlist``).
 """
 
 from __future__ import annotations
@@ -146,8 +147,30 @@ class IPAllowlist:
 
 
 def allowlist_for_provider(alias: str) -> IPAllowlist:
-    """The provider's ``OPTIONS["WEBHOOK_IP_ALLOWLIST"]`` (empty when unset: allow all)."""
-    configured = provider_options(alias).get("WEBHOOK_IP_ALLOWLIST") or []
+    """The provider's ``OPTIONS["WEBHOOK_IP_ALLOWLIST"]``.
+
+    When the option is not set, the backend's ``default_webhook_ip_allowlist`` (the notifier
+    addresses a provider documents, e.g. NOWPayments'); when neither is, or the option is
+    ``[]``, everyone is allowed.
+    """
+    configured = provider_options(alias).get("WEBHOOK_IP_ALLOWLIST")
+    if configured is None:
+        default, backend = _backend_default_allowlist(alias)
+        if default:
+            return IPAllowlist(default, setting=f"{backend}.default_webhook_ip_allowlist")
     return IPAllowlist(
-        configured, setting=f'PAYDESK["PROVIDERS"][{alias!r}]["OPTIONS"]["WEBHOOK_IP_ALLOWLIST"]'
+        configured or [],
+        setting=f'PAYDESK["PROVIDERS"][{alias!r}]["OPTIONS"]["WEBHOOK_IP_ALLOWLIST"]',
     )
+
+
+def _backend_default_allowlist(alias: str) -> tuple[tuple[str, ...], str]:
+    from ..conf import paydesk_settings
+    from ..providers.registry import load_backend
+
+    params = (paydesk_settings.get("PROVIDERS") or {}).get(alias) or {}
+    try:
+        cls = load_backend(params.get("BACKEND"))
+    except ConfigurationError:
+        return (), ""  # an unloadable backend is reported by the registry and checks
+    return tuple(cls.default_webhook_ip_allowlist), f"{cls.__module__}.{cls.__qualname__}"

@@ -56,7 +56,8 @@ def create_refund(
     current = ledger.get_payment(payment)
     provider = get_payment_provider(current.provider)
     if not provider.supports(Capability.REFUND):
-        raise NotSupported(f"Provider {current.provider!r} does not support refunds.")
+        how = f" {provider.refund_instructions}" if provider.refund_instructions else ""
+        raise NotSupported(f"Provider {current.provider!r} does not support refunds.{how}")
     money = _to_money(amount, current.currency) if amount is not None else None
     if money is not None and money.amount <= 0:
         raise PaymentValidationError("Refund amount must be greater than zero.", field="amount")
@@ -142,6 +143,8 @@ def process_refund(*, refund: Refund | str) -> Refund:
         locked_refund.status = RefundStatus.PROCESSING
         locked_refund.save(update_fields=["status", "updated_at"])
         payment = Payment.objects.get(pk=locked_refund.payment_id)
+        # Everything refunded or reserved except this refund's own reservation.
+        others = payment.refunded_amount + payment.refund_reserved_amount - locked_refund.amount
         request = RefundRequest(
             refund_id=locked_refund.pk,
             payment_id=payment.pk,
@@ -149,6 +152,8 @@ def process_refund(*, refund: Refund | str) -> Refund:
             amount=Money(locked_refund.amount, locked_refund.currency),
             idempotency_key=f"paydesk:{locked_refund.pk}:refund",
             reason=locked_refund.reason,
+            captured=Money(payment.captured_amount, payment.currency),
+            already_refunded=Money(max(others, Decimal(0)), payment.currency),
         )
     provider = get_payment_provider(payment.provider)
     try:
@@ -164,6 +169,17 @@ def process_refund(*, refund: Refund | str) -> Refund:
         result = RefundResult(status="failed", raw=exc.as_dict())
         return record_refund_result(refund=refund_id, result=result, error=exc)
     return record_refund_result(refund=refund_id, result=result)
+
+
+_SIGNAL_ARGUMENTS = frozenset(
+    {"sender", "payment", "provider", "result", "refund", "amount", "reason"}
+    | {"error_code", "error_message"}
+)
+
+
+def _extra_kwargs(result: RefundResult) -> dict[str, Any]:
+    """The provider's extra signal arguments, never overriding paydesk's own."""
+    return {k: v for k, v in result.signal_kwargs.items() if k not in _SIGNAL_ARGUMENTS}
 
 
 def record_refund_result(
@@ -199,6 +215,7 @@ def record_refund_result(
             if entry is not None:
                 signals.send_on_commit(
                     signals.payment_refunded,
+                    **_extra_kwargs(result),
                     sender=Payment,
                     payment=payment,
                     provider=payment.provider,
@@ -234,6 +251,7 @@ def record_refund_result(
             if entry is not None and locked_refund.status == RefundStatus.FAILED:
                 signals.send_on_commit(
                     signals.refund_failed,
+                    **_extra_kwargs(result),
                     sender=Payment,
                     payment=payment,
                     provider=payment.provider,

@@ -545,3 +545,20 @@ def test_forged_and_stale_deliveries_leave_no_trace(client, configured, kit) -> 
     assert WebhookEvent.objects.count() == 0
     payment.refresh_from_db()
     assert payment.status == "requires_action"
+
+
+def test_order_completed_event_is_decided_by_its_capture(fake, kit) -> None:
+    order = load_fixture("order_approved.json")
+    provider = make(fake, kit, CAPTURE_ON_APPROVAL=False)
+    assert provider.parse_webhook(inbound(kit.event("CHECKOUT.ORDER.APPROVED", order))) == []
+    order["status"] = "COMPLETED"
+    capture = load_fixture("capture.json")
+    order["purchase_units"][0]["payments"] = {"captures": [capture]}
+    [effect] = provider.parse_webhook(inbound(kit.event("CHECKOUT.ORDER.COMPLETED", order)))
+    assert effect.payment_id == "pay_fixture"
+    assert effect.provider_payment_id == "5O190127TN364715T"
+    assert effect.result.status == ProviderStatus.CAPTURED
+    capture["status"] = "DECLINED"
+    [declined] = provider.parse_webhook(inbound(kit.event("CHECKOUT.ORDER.COMPLETED", order)))
+    assert declined.result.status == ProviderStatus.FAILED
+    assert fake.requests == []  # nothing needed from PayPal for these

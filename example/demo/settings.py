@@ -208,6 +208,21 @@ PAYDESK = {
     "SANDBOX_IN_PRODUCTION": True,
 }
 
+# PayPal in its sandbox (docs/providers/paypal.md): set PAYDESK_PAYPAL_CLIENT_ID,
+# PAYDESK_PAYPAL_CLIENT_SECRET and PAYDESK_PAYPAL_WEBHOOK_ID (optionally PAYDESK_PAYPAL_MODE and
+# PAYDESK_PAYPAL_PUBLIC_BASE_URL, the absolute address PayPal sends the buyer back to). Without
+# them the demo still starts; `manage.py check` names what is missing (paydesk.W001, W002).
+PAYDESK["PROVIDERS"]["paypal"] = provider(  # type: ignore[index]
+    "paypal",
+    "paydesk.providers.paypal.PayPalProvider",
+    "CLIENT_ID",
+    "CLIENT_SECRET",
+    "WEBHOOK_ID",
+    "MODE",
+    "PUBLIC_BASE_URL",
+    defaults={"MODE": "sandbox", "PUBLIC_BASE_URL": "http://127.0.0.1:8000"},
+)
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,

@@ -30,6 +30,7 @@ __all__ = [
 BUILTIN_BACKENDS: dict[str, str] = {
     "sandbox": "paydesk.providers.sandbox.SandboxProvider",
     "iyzico": "paydesk.providers.iyzico.IyzicoProvider",
+    "nowpayments": "paydesk.providers.nowpayments.NowPaymentsProvider",
     "bank_transfer": "paydesk.providers.bank_transfer.BankTransferProvider",
     "stripe": "paydesk.providers.stripe.StripeProvider",
     "paypal": "paydesk.providers.paypal.PayPalProvider",

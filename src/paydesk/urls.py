@@ -4,6 +4,7 @@ from django.urls import path
 
 from . import views
 from .providers.bank_transfer import views as bank_transfer_views
+from .providers.easypay import views as easypay_views
 from .providers.iyzico import views as iyzico_views
 from .providers.sandbox import views as sandbox_views
 from .webhooks import info as webhook_info
@@ -13,6 +14,8 @@ app_name = "paydesk"
 
 urlpatterns = [
     path("return/<str:payment_id>/", views.payment_return, name="payment-return"),
+    # KICC POSTs its window's result here (returnUrl); see providers/easypay/views.py.
+    path("easypay/return/<str:payment_id>/", easypay_views.payment_return, name="easypay-return"),
     path("sandbox/checkout/<str:charge_id>/", sandbox_views.checkout, name="sandbox-checkout"),
     path("sandbox/3ds/<str:charge_id>/", sandbox_views.challenge, name="sandbox-3ds"),
     path(

@@ -31,6 +31,7 @@ BUILTIN_BACKENDS: dict[str, str] = {
     "sandbox": "paydesk.providers.sandbox.SandboxProvider",
     "iyzico": "paydesk.providers.iyzico.IyzicoProvider",
     "nowpayments": "paydesk.providers.nowpayments.NowPaymentsProvider",
+    "easypay": "paydesk.providers.easypay.EasyPayProvider",
     "bank_transfer": "paydesk.providers.bank_transfer.BankTransferProvider",
     "stripe": "paydesk.providers.stripe.StripeProvider",
     "paypal": "paydesk.providers.paypal.PayPalProvider",

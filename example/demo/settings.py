@@ -223,6 +223,37 @@ PAYDESK["PROVIDERS"]["paypal"] = provider(  # type: ignore[index]
     defaults={"MODE": "sandbox", "PUBLIC_BASE_URL": "http://127.0.0.1:8000"},
 )
 
+# NOWPayments' sandbox (docs/providers/nowpayments.md): set PAYDESK_NOWPAYMENTS_API_KEY and
+# PAYDESK_NOWPAYMENTS_IPN_SECRET (from account-sandbox.nowpayments.io); optionally
+# PAYDESK_NOWPAYMENTS_EMAIL/_PASSWORD (finding a payment whose create answer was lost) and
+# PAYDESK_NOWPAYMENTS_PUBLIC_BASE_URL (an address NOWPayments can reach, for IPNs).
+PAYDESK["PROVIDERS"]["nowpayments"] = provider(  # type: ignore[index]
+    "nowpayments",
+    "paydesk.providers.nowpayments.NowPaymentsProvider",
+    "API_KEY",
+    "IPN_SECRET",
+    "MODE",
+    "MODE_INVOICE",
+    "PAY_CURRENCY",
+    "EMAIL",
+    "PASSWORD",
+    "PUBLIC_BASE_URL",
+    defaults={"MODE": "sandbox", "PUBLIC_BASE_URL": "http://127.0.0.1:8000"},
+)
+# KICC EasyPay's test environment (docs/providers/easypay.md), Korean won only: set
+# PAYDESK_EASYPAY_MALL_ID and PAYDESK_EASYPAY_SECRET_KEY (self-issued test MID and key).
+PAYDESK["PROVIDERS"]["easypay"] = provider(  # type: ignore[index]
+    "easypay",
+    "paydesk.providers.easypay.EasyPayProvider",
+    "MALL_ID",
+    "SECRET_KEY",
+    "MODE",
+    "REVISE_TYPE_FULL",
+    "REVISE_TYPE_PARTIAL",
+    "PUBLIC_BASE_URL",
+    defaults={"MODE": "test", "PUBLIC_BASE_URL": "http://127.0.0.1:8000"},
+)
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,

@@ -341,3 +341,26 @@ def test_random_faults_leave_every_payment_consistent(seed, kit) -> None:
             assert len(captured) <= 1
             assert refunded in (Decimal(0), Decimal("4.00"))
         assert sum(p.status in ("completed", "partially_refunded") for p in payments) >= 8
+
+
+def test_fractional_forint_capture_and_refund_are_refused_before_anything_is_reserved(
+    paypal, fake
+) -> None:
+    authorized = services.process_payment(
+        payment=new_payment("1000", "HUF", capture=False), payment_method_token=VAULT_APPROVED
+    )
+    calls = len(fake.requests)
+    with pytest.raises(PaymentValidationError) as refused:
+        services.capture_payment(payment=authorized, amount="500.50")
+    assert refused.value.code == "amount_precision"
+    assert len(fake.requests) == calls
+    payment = services.capture_payment(payment=authorized, amount="500")  # no lease left over
+    assert payment.captured_amount == Decimal("500")
+
+    with pytest.raises(PaymentValidationError) as refused:
+        services.create_refund(payment=payment, amount="100.50")
+    assert refused.value.code == "amount_precision"
+    assert payment.refunds.count() == 0
+    payment.refresh_from_db()
+    assert payment.refund_reserved_amount == 0
+    assert services.create_refund(payment=payment, amount="100").status == "completed"

@@ -96,6 +96,18 @@ def _to_money(amount: Money | Decimal | str | int, currency: str | None) -> Mone
         raise PaymentValidationError(exc.message, code=exc.code, field=field) from exc
 
 
+def check_wire_amount(provider: PaymentProvider, money: Money) -> None:
+    """Refuse ``money`` if ``provider`` cannot send it (PayPal: no HUF/JPY/TWD decimals).
+
+    Called before anything is written or reserved, so a refusal leaves no lease, no ledger
+    entry and no refund reservation behind.
+    """
+    try:
+        provider.currency_rules.to_minor_units(money)
+    except MoneyError as exc:
+        raise PaymentValidationError(exc.message, code=exc.code, field="amount") from exc
+
+
 def processing_fee(money: Money) -> Money:
     """The configured processing fee (``PAYDESK["PROCESSING_FEE_RATE"]`` percent), exact."""
     configured = paydesk_settings.PROCESSING_FEE_RATE or "0"
@@ -163,12 +175,9 @@ def create_payment(
             code="currency_not_supported",
             field="currency",
         )
-    try:
-        # The provider's wire rules (Stripe: KWD amounts end in 0, ISK whole units) refuse
-        # now, before a payment exists, rather than when it is sent.
-        backend.currency_rules.to_minor_units(money)
-    except MoneyError as exc:
-        raise PaymentValidationError(exc.message, code=exc.code, field="amount") from exc
+    # The provider's wire rules (Stripe: KWD amounts end in 0, ISK whole units) refuse
+    # now, before a payment exists, rather than when it is sent.
+    check_wire_amount(backend, money)
     if not capture and not backend.supports(Capability.CAPTURE):
         raise NotSupported(
             f"Provider {alias!r} cannot authorize now and capture later; use capture=True."
@@ -450,6 +459,7 @@ def capture_payment(
                 "(more than zero, at most what is still authorized).",
                 field="amount",
             )
+        check_wire_amount(provider, money)
         if money.amount < capturable and not provider.supports(Capability.PARTIAL_CAPTURE):
             raise NotSupported(f"Provider {locked.provider!r} cannot capture part of a payment.")
         ledger.take_lease(locked, "capture")

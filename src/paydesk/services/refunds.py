@@ -34,7 +34,7 @@ from ..states import REFUNDABLE, LedgerKind, PaymentStatus, RefundStatus
 from ..types import Capability, RefundRequest, RefundResult
 from . import ledger
 from .ledger import locked_payment
-from .payments import _to_money
+from .payments import _to_money, check_wire_amount
 
 __all__ = ["create_refund", "process_refund"]
 
@@ -90,6 +90,7 @@ def create_refund(
                 f"{show(locked.refund_reserved_amount)} is being refunded, so at most "
                 f"{Money(available, locked.currency)} can still be refunded."
             )
+        check_wire_amount(provider, value)
         if value.amount < locked.captured_amount and not provider.supports(
             Capability.PARTIAL_REFUND
         ):

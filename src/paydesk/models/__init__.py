@@ -5,22 +5,28 @@ cache of ``paydesk.states.fold`` over its ``TransactionLog`` rows, refreshed in 
 transaction that appends.
 """
 
+from .apikey import APIIdempotencyKey, APIKey, APIKeyScope
 from .audit import AuditLog
 from .eft import BankTransfer, BankTransferStatus
 from .idempotency import IdempotencyRecord
 from .ledger import AppendOnlyError, LedgerQuerySet, TransactionLog
 from .method import PaymentMethod, PaymentMethodType
 from .payment import Payment
+from .rates import ExchangeRate
 from .refund import Refund
 from .sandbox import SandboxCharge
 from .webhook import AbstractWebhookEvent, WebhookEvent, WebhookStatus
 
 __all__ = [
+    "APIIdempotencyKey",
+    "APIKey",
+    "APIKeyScope",
     "AbstractWebhookEvent",
     "AppendOnlyError",
     "AuditLog",
     "BankTransfer",
     "BankTransferStatus",
+    "ExchangeRate",
     "IdempotencyRecord",
     "LedgerQuerySet",
     "Payment",

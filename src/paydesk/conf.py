@@ -21,9 +21,10 @@ Defaults (every key is optional)::
         "WEBHOOKS": {...},                 # pipeline limits and retries (see DEFAULTS)
         "SECURITY": {...},                 # rate limiting and trusted proxies
         "TASK_BACKEND": "default",         # alias in Django's TASKS setting
+        "API": {...},                      # REST API: pagination, idempotency, throttling
     }
 
-Nested dicts (``WEBHOOKS``, ``SECURITY``) merge over their defaults key by key.
+Nested dicts (``WEBHOOKS``, ``SECURITY``, ``API``) merge over their defaults key by key.
 """
 
 from __future__ import annotations
@@ -68,6 +69,12 @@ DEFAULTS: dict[str, Any] = {
         "TRUSTED_PROXIES": [],
     },
     "TASK_BACKEND": "default",
+    "API": {
+        "PAGE_SIZE": 25,  # list endpoints; ?page_size= may ask for up to MAX_PAGE_SIZE
+        "MAX_PAGE_SIZE": 100,
+        "IDEMPOTENCY_TTL_HOURS": 24,  # Idempotency-Key responses are replayed this long
+        "WRITE_THROTTLE_RATE": None,  # e.g. "60/min" per principal for POST/PATCH/DELETE
+    },
 }
 
 

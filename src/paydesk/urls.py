@@ -1,6 +1,6 @@
 """paydesk's URLs: mount under a prefix, e.g. ``path("paydesk/", include("paydesk.urls"))``."""
 
-from django.urls import path
+from django.urls import include, path
 
 from . import views
 from .providers.bank_transfer import views as bank_transfer_views
@@ -13,6 +13,8 @@ from .webhooks import views as webhook_views
 app_name = "paydesk"
 
 urlpatterns = [
+    # The REST API (paydesk.api): namespace "paydesk:api".
+    path("api/v1/", include("paydesk.api.urls")),
     path("return/<str:payment_id>/", views.payment_return, name="payment-return"),
     # KICC POSTs its window's result here (returnUrl); see providers/easypay/views.py.
     path("easypay/return/<str:payment_id>/", easypay_views.payment_return, name="easypay-return"),

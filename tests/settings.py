@@ -7,6 +7,7 @@ cluster, then runs again on SQLite); with no URL the suite runs on an SQLite fil
 from __future__ import annotations
 
 import os
+import tempfile
 
 import dj_database_url
 import django
@@ -28,7 +29,11 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # Threads in the concurrency tests share one file; a busy timeout turns SQLite's
     # "database is locked" into waiting, as PostgreSQL's row locks would.
     DATABASES["default"].setdefault("OPTIONS", {}).update(timeout=20, transaction_mode="IMMEDIATE")
-    DATABASES["default"]["TEST"] = {"NAME": "paydesk-tests-sqlite.sqlite3"}
+    # A file (threads in one test share it), private to this process: two test runs, or
+    # xdist workers, never write to each other's database.
+    DATABASES["default"]["TEST"] = {
+        "NAME": os.path.join(tempfile.gettempdir(), f"paydesk-tests-{os.getpid()}.sqlite3")
+    }
 
 INSTALLED_APPS = [
     "django.contrib.admin",

@@ -497,3 +497,25 @@ def test_the_docs_name_every_event_to_subscribe_and_every_option():
     ):
         assert f"| `{option}` |" in page, option
     assert "(providers/stripe.md)" in (docs / "index.md").read_text()
+
+
+@pytest.mark.django_db
+def test_a_late_event_about_an_earlier_attempts_intent_does_not_touch_the_retry(
+    provider, fake_stripe, client
+):
+    payment = services.create_payment(amount="20.00", currency="USD", provider="stripe")
+    payment = services.process_payment(
+        payment=payment, payment_method_token="pm_card_chargeDeclined"
+    )
+    first = fake_stripe.intent(payment.provider_payment_id)
+    payment = services.retry_payment(
+        payment=payment, payment_method_token="pm_card_threeDSecure2Required"
+    )
+    assert payment.status == "requires_action"
+    # Stripe's payment_failed for the first intent arrives only now (its deliveries retry).
+    response = _deliver(client, _intent_event("payment_intent.payment_failed", first))
+    assert response.json()["status"] == "processed"
+    payment.refresh_from_db()
+    assert payment.status == "requires_action"
+    fake_stripe.complete_3ds(payment.provider_payment_id)
+    assert services.confirm_payment(payment=payment).status == "completed"

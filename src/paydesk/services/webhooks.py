@@ -36,6 +36,7 @@ from ..types import (
     DisputeEvent,
     InboundWebhook,
     PaymentEvent,
+    ProviderStatus,
     RefundEvent,
     RefundResult,
     WebhookEffect,
@@ -240,6 +241,15 @@ def _note_delivery(payment: Payment, delivery: AbstractWebhookEvent) -> None:
     )
 
 
+_MONEY = frozenset({ProviderStatus.AUTHORIZED, ProviderStatus.CAPTURED})
+
+
+def _earlier_attempt(payment: Payment, effect: PaymentEvent) -> bool:
+    """Whether ``effect`` is about another provider payment than the current attempt's."""
+    about = effect.provider_payment_id or effect.result.provider_payment_id
+    return bool(about and payment.provider_payment_id and about != payment.provider_payment_id)
+
+
 def _apply(delivery: AbstractWebhookEvent, effect: WebhookEffect) -> str:
     alias = delivery.provider
     target = _find_payment(
@@ -250,6 +260,12 @@ def _apply(delivery: AbstractWebhookEvent, effect: WebhookEffect) -> str:
             payment = ledger.locked_payment(target)
             old = payment.status
             _note_delivery(payment, delivery)
+            if _earlier_attempt(payment, effect) and effect.result.status not in _MONEY:
+                # News about the charge of an attempt that was retried since (Stripe keeps
+                # delivering a failed intent's events for days): its progress says nothing
+                # about the current attempt. Money it moved still counts, below.
+                ledger.refresh(payment)
+                return payment.pk
             ledger.record_result(payment, effect.result, attempt=payment.attempt, source="webhook")
             ledger.announce(payment, old, result=effect.result)
         return payment.pk

@@ -199,7 +199,12 @@ def test_system_checks_warn_about_the_missing_key_and_webhook_secret():
 
 @pytest.mark.parametrize(
     "options",
-    [{"CAPTURE_METHOD": "manual"}, {"MAX_NETWORK_RETRIES": "2"}, {"MAX_NETWORK_RETRIES": -1}],
+    [
+        {"CAPTURE_METHOD": "manual"},
+        {"MAX_NETWORK_RETRIES": "two"},
+        {"MAX_NETWORK_RETRIES": -1},
+        {"MAX_NETWORK_RETRIES": True},
+    ],
 )
 def test_invalid_option_values_are_configuration_errors(options):
     config = {
@@ -208,6 +213,12 @@ def test_invalid_option_values_are_configuration_errors(options):
     }
     with override_settings(PAYDESK=config), pytest.raises(ConfigurationError, match="OPTIONS"):
         get_payment_provider("stripe")
+
+
+@pytest.mark.parametrize(("value", "expected"), [(None, 2), ("", 2), ("0", 0), ("3", 3), (1, 1)])
+def test_max_network_retries_accepts_env_strings(value, expected):
+    provider = StripeProvider(alias="stripe", options={"MAX_NETWORK_RETRIES": value})
+    assert provider.max_network_retries == expected
 
 
 def test_client_config_holds_the_publishable_key_only(stripe_provider):

@@ -37,7 +37,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Generator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, ClassVar, TypeVar
 
 from django.urls import NoReverseMatch, reverse
@@ -98,7 +98,6 @@ class _Call:
     params: Mapping[str, Any] | None = None
     idempotency_key: str = ""
     max_network_retries: int | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 # An operation is a generator that yields the calls it needs and receives each answer as a
@@ -149,7 +148,11 @@ class StripeProvider(PaymentProvider):
                 f"(manual capture is asked per payment with capture=False), not {capture_method!r}"
             )
         self.capture_method: str = capture_method
-        retries = self.options.get("MAX_NETWORK_RETRIES", DEFAULT_RETRIES)
+        retries = self.options.get("MAX_NETWORK_RETRIES")
+        if retries is None or retries == "":
+            retries = DEFAULT_RETRIES
+        elif isinstance(retries, str) and retries.strip().isdigit():
+            retries = int(retries)  # from an env() variable
         if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
             raise ValueError(f"OPTIONS['MAX_NETWORK_RETRIES'] must be an int >= 0, not {retries!r}")
         self.max_network_retries: int = retries

@@ -14,6 +14,7 @@ from django.utils.http import url_has_allowed_host_and_scheme
 
 from .exceptions import PaydeskError
 from .models import Payment
+from .providers.registry import get_payment_provider
 from .services import confirm_payment
 
 
@@ -24,9 +25,9 @@ def payment_return(request: HttpRequest, payment_id: str) -> HttpResponse:
         raise Http404("No such payment.") from None
     error = ""
     try:
-        payment = confirm_payment(
-            payment=payment, params={key: request.GET.get(key, "") for key in request.GET}
-        )
+        allowed = get_payment_provider(payment.provider).return_params
+        params = {key: request.GET[key] for key in allowed if key in request.GET}
+        payment = confirm_payment(payment=payment, params=params)
     except PaydeskError as exc:
         error = exc.message
         payment.refresh_from_db()

@@ -75,6 +75,10 @@ class PaymentProvider:
     webhook_signature_algorithm: ClassVar[str] = ""
     #: Options that must be set (after ``env()`` resolution) for the provider to work.
     required_options: ClassVar[tuple[str, ...]] = ()
+    #: Query parameters the return view may pass to ``confirm_payment`` when the customer
+    #: comes back from the provider's page. Anything else on that URL is dropped, so a
+    #: crafted link cannot slip, say, another ``payment_method`` into the confirmation.
+    return_params: ClassVar[frozenset[str]] = frozenset()
     #: Addresses the provider documents as its webhook senders: the allowlist used when
     #: ``OPTIONS["WEBHOOK_IP_ALLOWLIST"]`` is not set (``[]`` there allows everyone).
     default_webhook_ip_allowlist: ClassVar[tuple[str, ...]] = ()

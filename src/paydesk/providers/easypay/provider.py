@@ -113,6 +113,7 @@ class EasyPayProvider(PaymentProvider):
     """KICC EasyPay: register, KICC's payment window, approval, revise (cancel)."""
 
     display_name = "EasyPay (KICC)"
+    return_params = frozenset({"resCd", "resMsg", "authorizationId", "shopOrderNo"})
     icon = "credit-card"
     capabilities = frozenset(
         {

@@ -111,6 +111,7 @@ class NowPaymentsProvider(PaymentProvider):
     """NOWPayments: the customer pays in crypto a price set in the merchant's fiat currency."""
 
     display_name = "NOWPayments"
+    return_params = frozenset({"NP_id"})
     icon = "bitcoin"
     capabilities = frozenset({Capability.WEBHOOKS, Capability.SYNC, Capability.HOSTED_CHECKOUT})
     webhook_signature_header = "x-nowpayments-sig"

@@ -113,6 +113,8 @@ def _plain(value: Any) -> Any:
 
 class StripeProvider(PaymentProvider):
     display_name = "Stripe"
+    # What Stripe appends when it sends the customer back after a redirect-based action.
+    return_params = frozenset({"payment_intent", "payment_intent_client_secret", "redirect_status"})
     icon = "stripe"
     capabilities = frozenset(
         {

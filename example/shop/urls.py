@@ -10,6 +10,8 @@ urlpatterns = [
     path("products/<int:pk>/", views.product_detail, name="product-detail"),
     path("orders/<str:public_id>/", views.order_detail, name="order-detail"),
     path("orders/<str:public_id>/retry/", views.order_retry, name="order-retry"),
+    # An async view (services.async_sync_payment); see docs/operations.md#async.
+    path("async-status/<str:public_id>/", views.order_status, name="order-status"),
     path(
         "accounts/login/",
         auth_views.LoginView.as_view(

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from asgiref.sync import sync_to_async
 from django.db import IntegrityError, transaction
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_http_methods, require_POST
 
+from paydesk import services
+from paydesk.exceptions import PaydeskError
 from paydesk.states import PaymentStatus
 
 from .checkout import new_checkout_token, retry_checkout, start_checkout
@@ -103,3 +106,34 @@ def order_retry(request: HttpRequest, public_id: str) -> HttpResponse:
     if order.payment is None:
         return redirect(return_path)
     return retry_checkout(request, payment=order.payment, return_path=return_path)
+
+
+async def order_status(request: HttpRequest, public_id: str) -> HttpResponse:
+    """An async view: the order's payment status, asked of the provider without a thread.
+
+    A payment still waiting for the customer or the provider is refreshed with
+    ``services.async_sync_payment``: the database steps run in Django's thread-sensitive
+    executor, the provider's answer is awaited through its native async client, and the
+    demo's receivers mark the order paid on commit, as after any other confirmation.
+    """
+    order = (
+        await Order.objects.select_related("product", "payment")
+        .filter(public_id=public_id)
+        .afirst()
+    )
+    if order is None or not order.visible_to(await request.auser()):
+        raise Http404("No such order.")
+    payment, refreshed, problem = order.payment, False, ""
+    if payment is not None and payment.status in (
+        PaymentStatus.REQUIRES_ACTION,
+        PaymentStatus.PROCESSING,
+    ):
+        try:
+            payment = await services.async_sync_payment(payment=payment)
+            refreshed = True
+        except PaydeskError as exc:
+            problem = exc.message
+        order = await Order.objects.select_related("product", "payment").aget(pk=order.pk)
+    context = {"order": order, "payment": payment, "refreshed": refreshed, "problem": problem}
+    # Rendering reads the session and the user (base.html), which are sync-only lookups.
+    return await sync_to_async(render)(request, "shop/order_status.html", context)

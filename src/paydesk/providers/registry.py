@@ -21,8 +21,10 @@ from .base import PaymentProvider, ProviderInfo
 __all__ = [
     "BUILTIN_BACKENDS",
     "ProviderHandler",
+    "get_async_payment_provider",
     "get_payment_provider",
     "list_available_providers",
+    "native_async_operations",
     "providers",
     "register_provider_class",
 ]
@@ -143,6 +145,49 @@ providers = ProviderHandler()
 def get_payment_provider(alias: str | None = None) -> PaymentProvider:
     """The provider instance for ``alias``, or for ``PAYDESK["DEFAULT_PROVIDER"]``."""
     return providers[alias or paydesk_settings.DEFAULT_PROVIDER]
+
+
+#: The provider operations that have an ``*_async`` twin.
+ASYNC_OPERATIONS: tuple[str, ...] = (
+    "create_payment",
+    "confirm_payment",
+    "capture_payment",
+    "cancel_payment",
+    "get_payment_status",
+    "create_refund",
+)
+
+
+def native_async_operations(provider: PaymentProvider) -> frozenset[str]:
+    """The operations whose ``*_async`` twin ``provider`` implements itself.
+
+    The others fall back to ``PaymentProvider``'s default: the sync method run in asgiref's
+    thread-sensitive executor. That is the right choice for adapters that answer from the
+    database (sandbox, bank transfer); an HTTP adapter should appear here with every
+    operation it supports.
+    """
+    cls = type(provider)
+    return frozenset(
+        name
+        for name in ASYNC_OPERATIONS
+        if getattr(cls, f"{name}_async") is not getattr(PaymentProvider, f"{name}_async")
+    )
+
+
+def get_async_payment_provider(alias: str | None = None) -> PaymentProvider:
+    """The provider for ``alias`` (default: ``PAYDESK["DEFAULT_PROVIDER"]``), for async code.
+
+    Call its ``*_async`` methods (``create_payment_async``, ``get_payment_status_async``...)
+    from an event loop. It is the same instance ``get_payment_provider`` returns, so one
+    alias keeps one set of credentials, token caches and clients whichever way it is called;
+    the HTTP adapters (Stripe, PayPal, iyzico, NOWPayments, EasyPay) answer those methods
+    natively on ``httpx.AsyncClient`` or the Stripe SDK's async client, never by wrapping
+    their sync code in a thread (``native_async_operations`` says which are native).
+
+    Building the instance reads settings only, no database and no network, so this is
+    safe to call inside an event loop.
+    """
+    return get_payment_provider(alias)
 
 
 def list_available_providers() -> list[ProviderInfo]:

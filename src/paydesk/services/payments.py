@@ -13,11 +13,17 @@ function follows the same three steps, so no row lock is ever held across the ne
 A definitive refusal (declined card, expired card) is recorded and the payment returned with
 ``status="failed"``; it is not raised. A retryable provider error (timeout, 5xx) leaves the
 outcome unknown: it is noted in the ledger and re-raised, and ``sync_payment`` settles it.
+
+Each service is written as those steps: a ``prepare_*`` function (step 1, returning a
+``ProviderStep``), the provider call, and ``record_outcome`` / ``record_failure`` (step 3).
+The async twins in ``paydesk.services.async_services`` run the same step functions around
+the provider's native ``*_async`` call, so the two can never drift apart.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
@@ -66,6 +72,7 @@ from .ledger import locked_payment
 from .methods import check_token
 
 __all__ = [
+    "ProviderStep",
     "cancel_payment",
     "capture_payment",
     "confirm_payment",
@@ -74,6 +81,23 @@ __all__ = [
     "retry_payment",
     "sync_payment",
 ]
+
+
+@dataclass(frozen=True, slots=True)
+class ProviderStep:
+    """What step 1 decided and committed: the provider call that step 2 must make.
+
+    ``method`` names the provider operation (``create_payment``, ``confirm_payment``...;
+    its async twin is ``method + "_async"``), ``source`` is the ledger's name for the step
+    (``process``, ``confirm``, ``capture``, ``cancel``, ``sync``).
+    """
+
+    payment: Payment
+    alias: str
+    method: str
+    source: str
+    request: Any
+    attempt: int
 
 
 def _to_money(amount: Money | Decimal | str | int, currency: str | None) -> Money:
@@ -272,32 +296,38 @@ def _customer(payment: Payment) -> Customer:
     return Customer(email=email, name=name)
 
 
-def _finish(
-    payment: Payment,
-    *,
-    attempt: int,
-    source: str,
-    call: Any,
-    provider: PaymentProvider,
-) -> Payment:
+def _finish(step: ProviderStep, provider: PaymentProvider) -> Payment:
     """Step 2 and 3: call the provider, then record what it said."""
     try:
-        result: PaymentResult = call()
+        result: PaymentResult = getattr(provider, step.method)(step.request)
     except ProviderError as exc:
-        exc.provider = exc.provider or provider.alias
-        _record_error(payment, exc, attempt=attempt, source=source)
-        # A decline of the payment itself is an outcome (recorded as failed, returned); a
-        # decline of a capture or cancel leaves the payment as it was, so the caller must hear.
-        if exc.retryable or exc.http_status != 402 or source not in ("process", "confirm"):
-            raise
-        return Payment.objects.get(pk=payment.pk)
+        return record_failure(step, exc)
+    return record_outcome(step, result)
+
+
+def record_outcome(step: ProviderStep, result: PaymentResult) -> Payment:
+    """Step 3 after an answer: append it, refresh the fold, release the lease; commit."""
     with transaction.atomic():
-        locked = locked_payment(payment)
+        locked = locked_payment(step.payment)
         old = locked.status
         ledger.release_lease(locked)
-        ledger.record_result(locked, result, attempt=attempt, source=source)
+        ledger.record_result(locked, result, attempt=step.attempt, source=step.source)
         ledger.announce(locked, old, result=result)
     return locked
+
+
+def record_failure(step: ProviderStep, exc: ProviderError) -> Payment:
+    """Step 3 after a ``ProviderError``: record it, then return the payment or re-raise.
+
+    A decline of the payment itself is an outcome (recorded as failed, returned); a decline
+    of a capture or cancel leaves the payment as it was, so the caller must hear of it; an
+    unknown outcome (retryable error) is re-raised for the caller to retry or sync.
+    """
+    exc.provider = exc.provider or step.alias
+    _record_error(step.payment, exc, attempt=step.attempt, source=step.source)
+    if exc.retryable or exc.http_status != 402 or step.source not in ("process", "confirm"):
+        raise exc
+    return Payment.objects.get(pk=step.payment.pk)
 
 
 def _record_error(payment: Payment, exc: ProviderError, *, attempt: int, source: str) -> None:
@@ -352,6 +382,19 @@ def process_payment(
     secret), ``failed`` with ``failure_code`` when the provider refused it.
     Raises ``PaymentInProgress`` if another request is already processing it.
     """
+    step = prepare_process(
+        payment=payment, payment_method_token=payment_method_token, return_url=return_url
+    )
+    return _finish(step, get_payment_provider(step.alias))
+
+
+def prepare_process(
+    *,
+    payment: Payment | str,
+    payment_method_token: str | None = None,
+    return_url: str | None = None,
+) -> ProviderStep:
+    """Step 1 of ``process_payment``: check, take the lease, record the submission; commit."""
     with transaction.atomic():
         locked = locked_payment(payment)
         if locked.status == PaymentStatus.PROCESSING or not ledger.lease_expired(locked):
@@ -394,18 +437,21 @@ def process_payment(
             metadata={"paydesk_payment_id": locked.pk, "reference": locked.reference},
             customer_ref=str((saved.metadata or {}).get("customer_ref", "")) if saved else "",
         )
-    provider = get_payment_provider(locked.provider)
-    return _finish(
-        locked,
-        attempt=attempt,
-        source="process",
-        call=lambda: provider.create_payment(request),
-        provider=provider,
-    )
+    return ProviderStep(locked, locked.provider, "create_payment", "process", request, attempt)
 
 
 def confirm_payment(*, payment: Payment | str, params: Mapping[str, str] | None = None) -> Payment:
     """Ask the provider for the outcome after the customer's action (3-D Secure, redirect)."""
+    step = prepare_confirm(payment=payment, params=params)
+    if isinstance(step, Payment):
+        return step
+    return _finish(step, get_payment_provider(step.alias))
+
+
+def prepare_confirm(
+    *, payment: Payment | str, params: Mapping[str, str] | None = None
+) -> ProviderStep | Payment:
+    """Step 1 of ``confirm_payment``; the payment itself when there is nothing to ask."""
     with transaction.atomic():
         locked = locked_payment(payment)
         if locked.status not in (PaymentStatus.REQUIRES_ACTION, PaymentStatus.PROCESSING):
@@ -424,20 +470,21 @@ def confirm_payment(*, payment: Payment | str, params: Mapping[str, str] | None 
             idempotency_key=_provider_key(locked, "confirm", attempt),
             params=dict(params or {}),
         )
-    provider = get_payment_provider(locked.provider)
-    return _finish(
-        locked,
-        attempt=attempt,
-        source="confirm",
-        call=lambda: provider.confirm_payment(request),
-        provider=provider,
-    )
+    return ProviderStep(locked, locked.provider, "confirm_payment", "confirm", request, attempt)
 
 
 def capture_payment(
     *, payment: Payment | str, amount: Money | Decimal | str | None = None
 ) -> Payment:
     """Capture an authorized payment, in full or (if the provider allows) in part."""
+    step = prepare_capture(payment=payment, amount=amount)
+    return _finish(step, get_payment_provider(step.alias))
+
+
+def prepare_capture(
+    *, payment: Payment | str, amount: Money | Decimal | str | None = None
+) -> ProviderStep:
+    """Step 1 of ``capture_payment``: check the amount, take the lease; commit."""
     with transaction.atomic():
         locked = locked_payment(payment)
         provider = get_payment_provider(locked.provider)
@@ -471,17 +518,20 @@ def capture_payment(
             amount=money,
             idempotency_key=_provider_key(locked, "capture"),
         )
-    return _finish(
-        locked,
-        attempt=attempt,
-        source="capture",
-        call=lambda: provider.capture_payment(request),
-        provider=provider,
-    )
+    return ProviderStep(locked, locked.provider, "capture_payment", "capture", request, attempt)
 
 
 def cancel_payment(*, payment: Payment | str, reason: str = "") -> Payment:
     """Cancel a payment that has not been captured (voids an authorization)."""
+    step = prepare_cancel(payment=payment, reason=reason)
+    if isinstance(step, Payment):
+        return step
+    return _finish(step, get_payment_provider(step.alias))
+
+
+def prepare_cancel(*, payment: Payment | str, reason: str = "") -> ProviderStep | Payment:
+    """Step 1 of ``cancel_payment``; the cancelled payment itself if it never reached the
+    provider (nothing to void remotely)."""
     with transaction.atomic():
         locked = locked_payment(payment)
         if locked.status not in CANCELLABLE:
@@ -513,13 +563,7 @@ def cancel_payment(*, payment: Payment | str, reason: str = "") -> Payment:
             idempotency_key=_provider_key(locked, "cancel"),
             reason=reason,
         )
-    return _finish(
-        locked,
-        attempt=attempt,
-        source="cancel",
-        call=lambda: provider.cancel_payment(request),
-        provider=provider,
-    )
+    return ProviderStep(locked, locked.provider, "cancel_payment", "cancel", request, attempt)
 
 
 def retry_payment(
@@ -530,6 +574,21 @@ def retry_payment(
     process: bool = True,
 ) -> Payment:
     """Start a new attempt for a failed payment, optionally with another payment method."""
+    locked = start_attempt(
+        payment=payment, payment_method=payment_method, payment_method_token=payment_method_token
+    )
+    if process:
+        return process_payment(payment=locked)
+    return locked
+
+
+def start_attempt(
+    *,
+    payment: Payment | str,
+    payment_method: PaymentMethod | None = None,
+    payment_method_token: str | None = None,
+) -> Payment:
+    """The database part of ``retry_payment``: a new attempt, pending, not yet sent."""
     with transaction.atomic():
         locked = locked_payment(payment)
         if locked.status not in RETRYABLE:
@@ -555,13 +614,21 @@ def retry_payment(
             message="retry",
         )
         ledger.refresh(locked)
-    if process:
-        return process_payment(payment=locked)
     return locked
 
 
 def sync_payment(*, payment: Payment | str) -> Payment:
     """Pull the payment's status from its provider and record anything new."""
+    step = prepare_sync(payment=payment)
+    if isinstance(step, Payment):
+        return step
+    provider = get_payment_provider(step.alias)
+    return record_sync(step, provider.get_payment_status(step.request))
+
+
+def prepare_sync(*, payment: Payment | str) -> ProviderStep | Payment:
+    """What ``sync_payment`` asks (no lock, no lease: a status read changes nothing at the
+    provider); the payment itself when it was never submitted."""
     current = ledger.get_payment(payment)
     provider = get_payment_provider(current.provider)
     if not provider.supports(Capability.SYNC):
@@ -575,9 +642,14 @@ def sync_payment(*, payment: Payment | str) -> Payment:
         idempotency_key=_provider_key(current, "create", attempt),
         amount=current.money,
     )
-    result = provider.get_payment_status(request)
+    return ProviderStep(current, current.provider, "get_payment_status", "sync", request, attempt)
+
+
+def record_sync(step: ProviderStep, result: PaymentResult) -> Payment:
+    """Step 3 of ``sync_payment``: record what the provider reports, if anything is new."""
+    attempt = step.attempt
     with transaction.atomic():
-        locked = locked_payment(current)
+        locked = locked_payment(step.payment)
         old = locked.status
         if result.status == ProviderStatus.NOT_FOUND:
             if locked.status == PaymentStatus.PROCESSING and ledger.lease_expired(locked):

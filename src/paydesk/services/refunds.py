@@ -7,10 +7,15 @@ the ledger fold (captured - completed - in-flight refunds) and appends a
 outside any lock, does ``process_refund`` call the provider, with an idempotency key derived
 from the refund's id so a repeated call cannot refund twice. A failed refund releases its
 reservation; an unknown outcome (timeout) keeps it until a retry or sync settles it.
+
+As in ``payments``, each step is its own function (``reserve_refund``, ``prepare_refund``,
+``record_refund_result`` / ``record_refund_error``) so the async twins in
+``paydesk.services.async_services`` reuse them around the provider's native async call.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
@@ -36,7 +41,16 @@ from . import ledger
 from .ledger import locked_payment
 from .payments import _to_money, check_wire_amount
 
-__all__ = ["create_refund", "process_refund"]
+__all__ = ["RefundStep", "create_refund", "process_refund"]
+
+
+@dataclass(frozen=True, slots=True)
+class RefundStep:
+    """The refund call ``prepare_refund`` committed to: who answers and what is asked."""
+
+    refund_id: str
+    alias: str
+    request: RefundRequest
 
 
 def create_refund(
@@ -53,6 +67,20 @@ def create_refund(
     exceed the captured amount, ``RefundNotAllowed`` when the project's refund policy says
     no, ``NotSupported`` when the provider cannot refund this way. Nothing is written then.
     """
+    refund = reserve_refund(payment=payment, amount=amount, reason=reason, user=user)
+    if process:
+        return process_refund(refund=refund)
+    return refund
+
+
+def reserve_refund(
+    *,
+    payment: Payment | str,
+    amount: Money | Decimal | str | None = None,
+    reason: str = "",
+    user: Any | None = None,
+) -> Refund:
+    """The database part of ``create_refund``: check and reserve the amount; commit."""
     current = ledger.get_payment(payment)
     provider = get_payment_provider(current.provider)
     if not provider.supports(Capability.REFUND):
@@ -116,8 +144,6 @@ def create_refund(
             message=reason,
         )
         ledger.refresh(locked)
-    if process:
-        return process_refund(refund=refund)
     return refund
 
 
@@ -126,6 +152,17 @@ def process_refund(*, refund: Refund | str) -> Refund:
 
     Safe to call again after a timeout: the same idempotency key is sent.
     """
+    step = prepare_refund(refund=refund)
+    provider = get_payment_provider(step.alias)
+    try:
+        result = provider.create_refund(step.request)
+    except ProviderError as exc:
+        return record_refund_error(step, exc)
+    return record_refund_result(refund=step.refund_id, result=result)
+
+
+def prepare_refund(*, refund: Refund | str) -> RefundStep:
+    """Step 1 of ``process_refund``: mark the refund processing; commit."""
     refund_id = refund if isinstance(refund, str) else refund.pk
     with transaction.atomic():
         locked_refund = ledger.get_refund(refund_id, lock=True)
@@ -156,20 +193,21 @@ def process_refund(*, refund: Refund | str) -> Refund:
             captured=Money(payment.captured_amount, payment.currency),
             already_refunded=Money(max(others, Decimal(0)), payment.currency),
         )
-    provider = get_payment_provider(payment.provider)
-    try:
-        result = provider.create_refund(request)
-    except ProviderError as exc:
-        exc.provider = exc.provider or provider.alias
-        if exc.retryable:
-            # Outcome unknown: keep the reservation, allow a retry with the same key.
-            Refund.objects.filter(pk=refund_id, status=RefundStatus.PROCESSING).update(
-                status=RefundStatus.PENDING, failure_code=exc.code, failure_message=exc.message
-            )
-            raise
-        result = RefundResult(status="failed", raw=exc.as_dict())
-        return record_refund_result(refund=refund_id, result=result, error=exc)
-    return record_refund_result(refund=refund_id, result=result)
+    return RefundStep(refund_id=refund_id, alias=payment.provider, request=request)
+
+
+def record_refund_error(step: RefundStep, exc: ProviderError) -> Refund:
+    """Step 3 after a ``ProviderError``: a refusal fails the refund (and releases its
+    reservation); an unknown outcome keeps the reservation and is re-raised."""
+    exc.provider = exc.provider or step.alias
+    if exc.retryable:
+        # Outcome unknown: keep the reservation, allow a retry with the same key.
+        Refund.objects.filter(pk=step.refund_id, status=RefundStatus.PROCESSING).update(
+            status=RefundStatus.PENDING, failure_code=exc.code, failure_message=exc.message
+        )
+        raise exc
+    result = RefundResult(status="failed", raw=exc.as_dict())
+    return record_refund_result(refund=step.refund_id, result=result, error=exc)
 
 
 _SIGNAL_ARGUMENTS = frozenset(

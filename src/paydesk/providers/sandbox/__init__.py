@@ -311,6 +311,37 @@ class SandboxProvider(PaymentProvider):
             return PaymentResult(status=ProviderStatus.NOT_FOUND)
         return self._result(charge)
 
+    # -- async twins -----------------------------------------------------------------------
+    # The reads use Django's async ORM. The writes (create, capture, cancel, refund) stay on
+    # the base class's default, the sync method in asgiref's thread-sensitive executor: they
+    # need transaction.atomic() and select_for_update(), which the async ORM does not offer.
+
+    async def _aget(self, provider_payment_id: str) -> Any:
+        model = self._charge_model()
+        try:
+            return await model.objects.aget(pk=provider_payment_id)
+        except model.DoesNotExist:
+            raise ProviderRequestError(
+                f"No such sandbox payment: {provider_payment_id!r}.",
+                provider=self.alias,
+                code="invalid_request",
+                provider_code="resource_missing",
+            ) from None
+
+    async def confirm_payment_async(self, request: ConfirmRequest) -> PaymentResult:
+        return self._result(await self._aget(request.provider_payment_id))
+
+    async def get_payment_status_async(self, request: StatusRequest) -> PaymentResult:
+        model = self._charge_model()
+        charge = None
+        if request.provider_payment_id:
+            charge = await model.objects.filter(pk=request.provider_payment_id).afirst()
+        if charge is None:
+            charge = await model.objects.filter(idempotency_key=request.idempotency_key).afirst()
+        if charge is None:
+            return PaymentResult(status=ProviderStatus.NOT_FOUND)
+        return self._result(charge)
+
     def capture_payment(self, request: CaptureRequest) -> PaymentResult:
         with transaction.atomic():
             charge = self._get(request.provider_payment_id, lock=True)

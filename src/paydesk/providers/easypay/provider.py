@@ -62,6 +62,7 @@ from ...types import (
     RefundResult,
     StatusRequest,
 )
+from .._http import PerLoopAsyncClients
 from ..base import PaymentProvider
 from . import wire
 from .wire import Call, Reply
@@ -152,6 +153,7 @@ class EasyPayProvider(PaymentProvider):
         self.timeout = float(self._option("TIMEOUT"))
         self._http_client = http_client or self.options.get("HTTP_CLIENT")
         self._async_http_client = async_http_client or self.options.get("ASYNC_HTTP_CLIENT")
+        self._owned_async = PerLoopAsyncClients(lambda: httpx.AsyncClient(timeout=self.timeout))
         self._clock = clock or (lambda: dt.datetime.now(dt.UTC))
         self._lock = threading.Lock()
 
@@ -212,9 +214,9 @@ class EasyPayProvider(PaymentProvider):
         return self._http_client
 
     def _async_client(self) -> httpx.AsyncClient:
-        if self._async_http_client is None:
-            self._async_http_client = httpx.AsyncClient(timeout=self.timeout)
-        return self._async_http_client
+        if self._async_http_client is not None:
+            return self._async_http_client  # injected: the caller's to manage
+        return self._owned_async.get()
 
     def _send(self, call: Call) -> Reply:
         try:

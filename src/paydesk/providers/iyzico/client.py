@@ -25,6 +25,7 @@ from urllib.parse import urlencode
 import httpx
 
 from ...exceptions import ProviderError, error_for_code
+from .._http import PerLoopAsyncClients
 from . import auth
 
 __all__ = ["Call", "Flow", "Transport", "encode_body"]
@@ -70,7 +71,8 @@ class Transport:
         self.base_url = base_url.rstrip("/")
         self.timeout = timeout
         self._client = client
-        self._async_client = async_client
+        self._async_client = async_client  # injected: the caller's to manage
+        self._owned_async = PerLoopAsyncClients(lambda: httpx.AsyncClient(timeout=self.timeout))
 
     # -- building -------------------------------------------------------------------------
 
@@ -82,9 +84,9 @@ class Transport:
 
     @property
     def async_client(self) -> httpx.AsyncClient:
-        if self._async_client is None:
-            self._async_client = httpx.AsyncClient(timeout=self.timeout)
-        return self._async_client
+        if self._async_client is not None:
+            return self._async_client
+        return self._owned_async.get()
 
     def build(self, call: Call, *, random: str | None = None) -> httpx.Request:
         body = auth.EMPTY_BODY if call.payload is None else encode_body(call.payload)

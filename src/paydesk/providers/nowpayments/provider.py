@@ -69,6 +69,7 @@ from ...types import (
     StatusRequest,
     WebhookEffect,
 )
+from .._http import PerLoopAsyncClients
 from ..base import PaymentProvider
 from . import wire
 from .wire import Call, Reply
@@ -149,6 +150,7 @@ class NowPaymentsProvider(PaymentProvider):
         self.timeout = float(self._option("TIMEOUT"))
         self._http_client = http_client or self.options.get("HTTP_CLIENT")
         self._async_http_client = async_http_client or self.options.get("ASYNC_HTTP_CLIENT")
+        self._owned_async = PerLoopAsyncClients(lambda: httpx.AsyncClient(timeout=self.timeout))
         self._clock = clock or time.time
         self._lock = threading.Lock()
         self._memo: OrderedDict[str, dict[str, Any]] = OrderedDict()
@@ -260,9 +262,9 @@ class NowPaymentsProvider(PaymentProvider):
         return self._http_client
 
     def _async_client(self) -> httpx.AsyncClient:
-        if self._async_http_client is None:
-            self._async_http_client = httpx.AsyncClient(timeout=self.timeout)
-        return self._async_http_client
+        if self._async_http_client is not None:
+            return self._async_http_client  # injected: the caller's to manage
+        return self._owned_async.get()
 
     def _send(self, call: Call) -> Reply:
         try:

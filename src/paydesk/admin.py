@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin import helpers
 from django.contrib.admin.utils import unquote
@@ -26,12 +27,14 @@ from . import services
 from .exceptions import PaydeskError
 from .models import (
     BankTransfer,
+    ExchangeRate,
     Payment,
     PaymentMethod,
     Refund,
     SandboxCharge,
     TransactionLog,
 )
+from .rates import RateQuote, RatesSourceError
 from .services import eft
 
 
@@ -354,3 +357,61 @@ class BankTransferAdmin(admin.ModelAdmin):
         return TemplateResponse(
             request, "admin/paydesk/banktransfer/reject_confirmation.html", context
         )
+
+
+class ExchangeRateForm(forms.ModelForm):
+    """A rate typed by staff: checked like a fetched one, stored with ``source="manual"``."""
+
+    class Meta:
+        model = ExchangeRate
+        fields = ("base", "quote", "rate", "date")
+        help_texts = {
+            "base": _("ISO 4217 code, e.g. EUR"),
+            "quote": _("ISO 4217 code, e.g. USD"),
+            "rate": _("How many units of the quote currency one unit of the base buys"),
+        }
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        base, quote, rate, date = (data.get(k) for k in ("base", "quote", "rate", "date"))
+        if base and quote and rate is not None and date:
+            try:
+                checked = RateQuote(base=base, quote=quote, rate=rate, date=date)
+            except RatesSourceError as exc:
+                raise forms.ValidationError(exc.message) from None
+            data.update(base=checked.base, quote=checked.quote, rate=checked.rate)
+            clash = ExchangeRate.objects.filter(
+                base=checked.base, quote=checked.quote, date=date, source="manual"
+            ).exclude(pk=self.instance.pk)
+            if clash.exists():
+                raise forms.ValidationError(
+                    _("A manual %(base)s/%(quote)s rate for %(date)s exists; change that one.")
+                    % {"base": checked.base, "quote": checked.quote, "date": date}
+                )
+        return data
+
+
+@admin.register(ExchangeRate)
+class ExchangeRateAdmin(admin.ModelAdmin):
+    """The manual rates source (``paydesk.rates.ManualRatesSource``): staff enter rates here.
+
+    Fetched rates (ECB, ...) are shown read-only: the next ``update_exchange_rates`` would
+    overwrite an edit. To correct one, add a manual rate for the same pair and date; on the
+    same date a manual rate wins.
+    """
+
+    form = ExchangeRateForm
+    list_display = ("date", "base", "quote", "rate", "source", "created_at")
+    list_filter = ("source", "base", "quote")
+    search_fields = ("base", "quote")
+    date_hierarchy = "date"
+    ordering = ("-date", "base", "quote")
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        if obj is not None and obj.source != "manual":
+            return False
+        return super().has_change_permission(request, obj)
+
+    def save_model(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
+        obj.source = "manual"
+        super().save_model(request, obj, form, change)

@@ -13,6 +13,7 @@ Defaults (every key is optional)::
         "PROVIDERS": {"sandbox": {"BACKEND": "paydesk.providers.sandbox.SandboxProvider",
                                   "OPTIONS": {}}},
         "DEFAULT_CURRENCY": "USD",
+        "RATES": {...},                    # exchange rates: source, rounding (see DEFAULTS)
         "PROCESSING_FEE_RATE": "0",        # percent of the amount, e.g. "3" for 3 %
         "REFUND_POLICY": "paydesk.policy.RefundPolicy",
         "PUBLIC_BASE_URL": None,           # absolute base URL advertised to providers
@@ -46,6 +47,21 @@ DEFAULTS: dict[str, Any] = {
         "sandbox": {"BACKEND": "paydesk.providers.sandbox.SandboxProvider", "OPTIONS": {}},
     },
     "DEFAULT_CURRENCY": "USD",
+    # Exchange rates (paydesk.rates, paydesk.services.rates; docs/rates.md).
+    "RATES": {
+        # Where `update_exchange_rates` gets rates: a paydesk.rates.RatesSource subclass.
+        # paydesk.rates.ManualRatesSource fetches nothing: staff enter rates in the admin.
+        "SOURCE": "paydesk.rates.ECBRatesSource",
+        "ECB_URL": "https://www.ecb.europa.eu/stats/eurofxref/eurofxref-daily.xml",
+        "TIMEOUT": 10,  # seconds, for HTTP sources
+        # The currency cross rates go through (USD->TRY via EUR); None: the source's base
+        # (EUR for the ECB), else DEFAULT_CURRENCY.
+        "CROSS_VIA": None,
+        # How a converted amount is rounded to the target currency's ISO exponent.
+        "ROUNDING": "ROUND_HALF_EVEN",
+        # Refuse a rate older than this many days before the conversion date; None: any age.
+        "MAX_AGE_DAYS": None,
+    },
     "PROCESSING_FEE_RATE": "0",
     "REFUND_POLICY": "paydesk.policy.RefundPolicy",
     "PUBLIC_BASE_URL": None,

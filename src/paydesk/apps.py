@@ -1,4 +1,4 @@
-"""App configuration: registers paydesk's system checks."""
+"""App configuration: registers paydesk's system checks, metrics receivers and health check."""
 
 from django.apps import AppConfig
 from django.utils.translation import gettext_lazy as _
@@ -11,3 +11,8 @@ class PaydeskConfig(AppConfig):
 
     def ready(self) -> None:
         from . import checks  # noqa: F401  (registers the system checks)
+        from .health import register_health_check_plugin
+        from .metrics import connect as connect_metrics
+
+        connect_metrics()  # counting receivers; a no-op without prometheus_client
+        register_health_check_plugin()  # django-health-check 3.x, if installed

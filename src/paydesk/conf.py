@@ -23,6 +23,9 @@ Defaults (every key is optional)::
         "SECURITY": {...},                 # rate limiting and trusted proxies
         "TASK_BACKEND": "default",         # alias in Django's TASKS setting
         "API": {...},                      # REST API: pagination, idempotency, throttling
+        "HEALTH": {...},                   # provider health checks (docs/operations.md)
+        "METRICS": {...},                  # Prometheus metrics and their endpoint
+        "RECONCILE": {...},                # reconciliation thresholds
     }
 
 Nested dicts (``WEBHOOKS``, ``SECURITY``, ``API``) merge over their defaults key by key.
@@ -90,6 +93,27 @@ DEFAULTS: dict[str, Any] = {
         "MAX_PAGE_SIZE": 100,
         "IDEMPOTENCY_TTL_HOURS": 24,  # Idempotency-Key responses are replayed this long
         "WRITE_THROTTLE_RATE": None,  # e.g. "60/min" per principal for POST/PATCH/DELETE
+    },
+    # Provider health checks (paydesk.health, docs/operations.md).
+    "HEALTH": {
+        "TIMEOUT": 5.0,  # seconds each provider's check may take; then it is "timed out"
+        "CACHE_SECONDS": 30,  # the health endpoint reuses its last answer this long
+        "PRODUCTION": False,  # the endpoint applies live-mode rules (test keys are unhealthy)
+    },
+    # Prometheus metrics (paydesk.metrics, docs/operations.md).
+    "METRICS": {
+        "ENABLED": True,  # count (when prometheus_client is installed)
+        "TOKEN": None,  # bearer token for the metrics endpoint; staff may always read it
+    },
+    # Reconciliation (paydesk.services.reconcile, docs/operations.md).
+    "RECONCILE": {
+        "OLDER_THAN_MINUTES": 30,  # payments and refunds unsettled this long are checked
+        "FINAL_TIMEOUT_HOURS": 72,  # ... and given up on after this long (FINAL_STATUS)
+        # alias -> "failed", "cancelled" or None (never give up). Unlisted aliases: "failed",
+        # except bank transfers (None: expire_bank_transfers decides those).
+        "FINAL_STATUS": {},
+        "REFUND_LIST_DAYS": 7,  # compare refund lists of payments settled this recently
+        "LIMIT": 500,  # the most payments, and refunds, one run looks at
     },
 }
 

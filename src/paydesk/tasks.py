@@ -6,6 +6,14 @@ This module owns one decision: which work leaves the request and how it is enque
 backend (the demo's) a task runs before ``enqueue`` returns; with a database, RQ or Celery
 backend a worker runs it. Tasks take ids, never model instances, and are idempotent, so a
 backend that runs one twice changes nothing the second time.
+
+Every task has a queue and a priority (``ROUTES``), applied when it is enqueued through
+``enqueue`` / ``enqueue_on_commit`` rather than in ``@task()``: Django validates a task's queue
+and priority against a backend when the task is *defined*, and a host project whose
+``TASKS`` lists no ``"paydesk"`` queue (or whose backend has no priorities) must still be
+able to import this module. So a task goes to the ``"paydesk"`` queue when the backend lists
+it in ``QUEUES`` (give it a worker: ``db_worker --queue-name paydesk``), else to
+``"default"``; its priority is used where the backend supports priorities.
 """
 
 from __future__ import annotations
@@ -13,13 +21,29 @@ from __future__ import annotations
 from typing import Any
 
 try:  # Django >= 6.0
-    from django.tasks import task
+    from django.tasks import DEFAULT_TASK_QUEUE_NAME, task, task_backends
 except ImportError:  # pragma: no cover - exercised by the Django 5.2 run
-    from django_tasks import task  # type: ignore[no-redef]
+    from django_tasks import (  # type: ignore[no-redef,assignment]
+        DEFAULT_TASK_QUEUE_NAME,
+        task,
+        task_backends,
+    )
+
+from django.db import transaction
 
 from .conf import paydesk_settings
 
-__all__ = ["enqueue_webhook", "process_webhook_task", "retry_due_webhooks_task"]
+__all__ = [
+    "QUEUE",
+    "ROUTES",
+    "enqueue",
+    "enqueue_on_commit",
+    "enqueue_reconcile",
+    "enqueue_webhook",
+    "process_webhook_task",
+    "reconcile_payments_task",
+    "retry_due_webhooks_task",
+]
 
 
 @task()
@@ -38,5 +62,89 @@ def retry_due_webhooks_task(limit: int = 500) -> dict[str, int]:
 
 
 def enqueue_webhook(delivery_id: int, *, force: bool = False) -> Any:
-    backend = paydesk_settings.TASK_BACKEND
-    return process_webhook_task.using(backend=backend).enqueue(delivery_id, force)
+    # Called by the pipeline after the delivery's own transaction committed.
+    return enqueue(process_webhook_task, delivery_id, force)
+
+
+@task()
+def reconcile_payments_task(
+    older_than_minutes: float | None = None,
+    final_timeout_hours: float | None = None,
+    provider: str | None = None,
+    dry_run: bool = False,
+) -> dict[str, Any]:
+    """Run ``paydesk.services.reconcile.reconcile``; return its report as a dict.
+
+    Enqueue it periodically (cron, a scheduler) with ``enqueue_reconcile()`` or run
+    ``manage.py reconcile_payments --enqueue``; ``None`` arguments use ``PAYDESK["RECONCILE"]``.
+    """
+    import datetime as dt
+
+    from .services.reconcile import reconcile
+
+    report = reconcile(
+        older_than=(
+            dt.timedelta(minutes=older_than_minutes) if older_than_minutes is not None else None
+        ),
+        final_timeout=(
+            dt.timedelta(hours=final_timeout_hours) if final_timeout_hours is not None else None
+        ),
+        provider=provider or None,
+        dry_run=dry_run,
+    )
+    return report.to_dict()
+
+
+#: The queue paydesk's tasks go to when the backend lists it in ``QUEUES``.
+QUEUE = "paydesk"
+
+#: Priority of each task (-100 lowest .. 100 highest): a customer is waiting on a webhook's
+#: effect; retries of failed deliveries less so; reconciliation is housekeeping.
+ROUTES: dict[str, int] = {
+    "process_webhook_task": 20,
+    "retry_due_webhooks_task": 0,
+    "reconcile_payments_task": -20,
+    "run_auto_refunds_task": -10,
+}
+
+
+def routed(task_obj: Any, *, run_after: Any = None) -> Any:
+    """``task_obj`` on ``PAYDESK["TASK_BACKEND"]`` with paydesk's queue and its priority."""
+    alias = paydesk_settings.TASK_BACKEND
+    backend = task_backends[alias]
+    queues = getattr(backend, "queues", None) or set()
+    queue = QUEUE if not queues or QUEUE in queues else DEFAULT_TASK_QUEUE_NAME
+    priority = ROUTES.get(task_obj.name, 0) if getattr(backend, "supports_priority", False) else 0
+    return task_obj.using(backend=alias, queue_name=queue, priority=priority, run_after=run_after)
+
+
+def enqueue(task_obj: Any, *args: Any, run_after: Any = None, **kwargs: Any) -> Any:
+    """Enqueue ``task_obj`` now, routed (``routed``); ``run_after`` defers it (an aware
+    datetime; backends that cannot defer refuse it)."""
+    return routed(task_obj, run_after=run_after).enqueue(*args, **kwargs)
+
+
+def enqueue_on_commit(task_obj: Any, *args: Any, run_after: Any = None, **kwargs: Any) -> None:
+    """Enqueue ``task_obj`` once the current transaction commits (at once if none is open),
+    so that a worker never runs it before the rows it reads exist, and a rolled-back change
+    enqueues nothing."""
+    transaction.on_commit(
+        lambda: enqueue(task_obj, *args, run_after=run_after, **kwargs), robust=False
+    )
+
+
+def enqueue_reconcile(
+    *,
+    older_than_minutes: float | None = None,
+    final_timeout_hours: float | None = None,
+    provider: str | None = None,
+    dry_run: bool = False,
+) -> None:
+    """Enqueue ``reconcile_payments_task`` on commit (what a scheduler or cron calls)."""
+    enqueue_on_commit(
+        reconcile_payments_task,
+        older_than_minutes=older_than_minutes,
+        final_timeout_hours=final_timeout_hours,
+        provider=provider,
+        dry_run=dry_run,
+    )

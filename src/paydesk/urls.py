@@ -2,7 +2,7 @@
 
 from django.urls import include, path
 
-from . import views
+from . import health, metrics, views
 from .providers.bank_transfer import views as bank_transfer_views
 from .providers.easypay import views as easypay_views
 from .providers.iyzico import views as iyzico_views
@@ -16,6 +16,10 @@ urlpatterns = [
     # The REST API (paydesk.api): namespace "paydesk:api".
     path("api/v1/", include("paydesk.api.urls")),
     path("return/<str:payment_id>/", views.payment_return, name="payment-return"),
+    # Operations (docs/operations.md): provider health (public summary, staff detail) and
+    # Prometheus metrics (staff or a bearer token).
+    path("health/", health.health_view, name="health"),
+    path("metrics/", metrics.metrics_view, name="metrics"),
     # KICC POSTs its window's result here (returnUrl); see providers/easypay/views.py.
     path("easypay/return/<str:payment_id>/", easypay_views.payment_return, name="easypay-return"),
     path("sandbox/checkout/<str:charge_id>/", sandbox_views.checkout, name="sandbox-checkout"),

@@ -5,6 +5,7 @@ from __future__ import annotations
 from decimal import Decimal
 
 import pytest
+from django.contrib.admin.utils import quote
 from django.contrib.messages import get_messages
 from django.urls import reverse
 
@@ -77,7 +78,7 @@ def test_changelist_and_change_pages_render(admin_client, data, model, key):
     assert changelist.status_code == 200
     assert changelist.context["cl"].result_count >= 1
 
-    change = admin_client.get(_url(model, "change", data[key].pk))
+    change = admin_client.get(_url(model, "change", quote(data[key].pk)))
     assert change.status_code == 200
     assert change.context["original"] == data[key]
 

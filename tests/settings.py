@@ -42,6 +42,8 @@ INSTALLED_APPS = [
     "django.contrib.sessions",
     "django.contrib.messages",
     "rest_framework",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
     "paydesk",
     "tests.testapp",
     # The demo project's apps (example/ is on pytest's pythonpath): tests/test_demo.py.
@@ -72,6 +74,23 @@ TEMPLATES = [
         },
     }
 ]
+
+# paydesk's REST API (paydesk.api, docs/api.md): OpenAPI by drf-spectacular, with Swagger UI
+# and ReDoc served from drf-spectacular-sidecar's static files (no CDN).
+REST_FRAMEWORK = {
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+}
+# Swagger UI and ReDoc pages link their assets under STATIC_URL.
+STATIC_URL = "/static/"
+SPECTACULAR_SETTINGS = {
+    "TITLE": "paydesk API",
+    "VERSION": "1",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "COMPONENT_SPLIT_REQUEST": True,
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+}
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 

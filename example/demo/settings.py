@@ -98,6 +98,8 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "rest_framework",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
     "paydesk",
     "shop",
     "bookings",
@@ -146,6 +148,21 @@ MEDIA_URL = "media/"
 LOGIN_URL = "shop:login"
 LOGIN_REDIRECT_URL = "shop:product-list"
 LOGOUT_REDIRECT_URL = "shop:product-list"
+
+# paydesk's REST API (paydesk.api, docs/api.md): OpenAPI by drf-spectacular, with Swagger UI
+# and ReDoc served from drf-spectacular-sidecar's static files (no CDN).
+REST_FRAMEWORK = {
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "paydesk API",
+    "VERSION": "1",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "COMPONENT_SPLIT_REQUEST": True,
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+}
 
 PAYDESK = {
     "DEFAULT_PROVIDER": "sandbox",

@@ -26,6 +26,8 @@ from django.utils.translation import gettext_lazy as _
 from . import services
 from .exceptions import PaydeskError
 from .models import (
+    APIKey,
+    APIKeyScope,
     BankTransfer,
     ExchangeRate,
     Payment,
@@ -415,3 +417,104 @@ class ExchangeRateAdmin(admin.ModelAdmin):
     def save_model(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
         obj.source = "manual"
         super().save_model(request, obj, form, change)
+
+
+class APIKeyAddForm(forms.ModelForm):
+    scopes = forms.MultipleChoiceField(
+        choices=APIKeyScope.choices,
+        widget=forms.CheckboxSelectMultiple,
+        initial=[APIKeyScope.READ],
+        help_text=_("write and refund include read."),
+    )
+
+    class Meta:
+        model = APIKey
+        fields = ("name", "owner", "scopes", "expires_at")
+
+    def clean_expires_at(self) -> Any:
+        from django.utils import timezone
+
+        value = self.cleaned_data.get("expires_at")
+        if value is not None and value <= timezone.now():
+            raise forms.ValidationError(_("Choose a time in the future, or leave it empty."))
+        return value
+
+
+@admin.register(APIKey)
+class APIKeyAdmin(admin.ModelAdmin):
+    """API keys: created here or by ``manage.py create_api_key``; the full key shows once."""
+
+    list_display = (
+        "name",
+        "masked_key",
+        "owner",
+        "scopes",
+        "state",
+        "created_at",
+        "expires_at",
+        "last_used_at",
+    )
+    list_filter = ("revoked_at", "expires_at")
+    search_fields = ("name", "prefix", "owner__username", "owner__email")
+    list_select_related = ("owner",)
+    raw_id_fields = ("owner",)
+    actions = ("revoke",)
+    _details = ("prefix", "owner", "scopes", "created_at", "expires_at", "last_used_at")
+
+    def get_form(
+        self, request: HttpRequest, obj: Any = None, change: bool = False, **kwargs: Any
+    ) -> Any:
+        if obj is None:
+            kwargs["form"] = APIKeyAddForm
+        return super().get_form(request, obj, change=change, **kwargs)
+
+    def get_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+        if obj is None:
+            return ("name", "owner", "scopes", "expires_at")
+        return ("name", *self._details, "revoked_at")
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+        # Only the name changes after creation; scopes and expiry are fixed (revoke and
+        # create a new key instead), and the hash is never shown.
+        return (*self._details, "revoked_at") if obj is not None else ()
+
+    @admin.display(description=_("key"))
+    def masked_key(self, obj: APIKey) -> str:
+        return f"pdk_{obj.prefix}_…"
+
+    @admin.display(description=_("state"))
+    def state(self, obj: APIKey) -> str:
+        if obj.revoked_at is not None:
+            return "revoked"
+        return "active" if obj.is_active else "expired"
+
+    def save_model(self, request: HttpRequest, obj: APIKey, form: Any, change: bool) -> None:
+        if change:
+            super().save_model(request, obj, form, change)
+            return
+        from .api.keys import create_api_key
+
+        key, full_key = create_api_key(
+            owner=obj.owner,
+            name=obj.name,
+            scopes=form.cleaned_data["scopes"],
+            expires_at=obj.expires_at,
+        )
+        # The admin goes on with ``obj`` (log entry, redirect): make it the saved key.
+        for name in ("pk", "prefix", "hashed_key", "scopes", "created_at"):
+            setattr(obj, name, getattr(key, name))
+        obj._state.adding = False
+        obj._state.db = key._state.db
+        self.message_user(
+            request,
+            f"The new API key is {full_key} — copy it now and store it safely: it is shown "
+            "only this once and cannot be recovered (revoke it and create another if lost).",
+            level=messages.WARNING,
+        )
+
+    @admin.action(description=_("Revoke selected API keys"))
+    def revoke(self, request: HttpRequest, queryset: QuerySet[APIKey]) -> None:
+        from .api.keys import revoke_api_key
+
+        revoked = sum(1 for key in queryset if revoke_api_key(key))
+        self.message_user(request, f"Revoked: {revoked}", level=messages.SUCCESS)

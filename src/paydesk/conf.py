@@ -92,6 +92,7 @@ DEFAULTS: dict[str, Any] = {
         "PAGE_SIZE": 25,  # list endpoints; ?page_size= may ask for up to MAX_PAGE_SIZE
         "MAX_PAGE_SIZE": 100,
         "IDEMPOTENCY_TTL_HOURS": 24,  # Idempotency-Key responses are replayed this long
+        "IDEMPOTENCY_LOCK_SECONDS": 300,  # an unfinished claim older than this is abandoned
         "WRITE_THROTTLE_RATE": None,  # e.g. "60/min" per principal for POST/PATCH/DELETE
     },
     # Provider health checks (paydesk.health, docs/operations.md).

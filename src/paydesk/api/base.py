@@ -13,6 +13,11 @@ forget it.
 * Errors: :func:`paydesk.api.exceptions.exception_handler`, whatever the project's own
   ``EXCEPTION_HANDLER`` is, so every error body is ``{"error": {...}}``.
 * Throttling: the project's default throttles plus paydesk's write throttle.
+* Idempotency: a POST with an ``Idempotency-Key`` header runs once per key and principal
+  (``idempotency.py``), after authentication, permissions and throttling.
+* JSON only, in and out (``parser_classes`` / ``renderer_classes``).
+* OpenAPI: ``schema.PaydeskAutoSchema`` adds the error responses, the ``Idempotency-Key``
+  header and the security schemes to every operation.
 """
 
 from __future__ import annotations
@@ -20,17 +25,24 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from django.http import HttpRequest, HttpResponseBase
 from rest_framework import viewsets
 from rest_framework.authentication import BaseAuthentication
+from rest_framework.parsers import JSONParser
 from rest_framework.permissions import BasePermission
+from rest_framework.renderers import JSONRenderer
+from rest_framework.request import Request
+from rest_framework.response import Response
 from rest_framework.settings import api_settings
 from rest_framework.throttling import BaseThrottle
 from rest_framework.views import APIView
 
 from .authentication import APIKeyAuthentication
 from .exceptions import exception_handler
+from .idempotency import header_key, run_idempotently
 from .permissions import HasRequiredScope, IsAuthenticatedActive, default_scope_for
-from .throttling import WriteRateThrottle
+from .schema import PaydeskAutoSchema
+from .throttling import WriteRateThrottle, principal_of
 
 __all__ = ["PaydeskAPIMixin", "PaydeskAPIView", "PaydeskGenericViewSet"]
 
@@ -43,8 +55,15 @@ class PaydeskAPIMixin:
     #: Scopes per viewset action (``{"create": "refund"}``); wins over ``required_scope``.
     action_scopes: dict[str, str | None] = {}
     permission_classes: Sequence[Any] = [IsAuthenticatedActive, HasRequiredScope]
+    parser_classes: Sequence[Any] = [JSONParser]
+    renderer_classes: Sequence[Any] = [JSONRenderer]
+    schema: Any = PaydeskAutoSchema()
 
     request: Any
+    args: Any
+    kwargs: Any
+    headers: Any
+    response: Any
 
     def get_required_scope(self) -> str | None:
         action = getattr(self, "action", None)
@@ -71,6 +90,45 @@ class PaydeskAPIMixin:
 
     def get_exception_handler(self) -> Callable[..., Any]:
         return exception_handler
+
+    def dispatch(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
+        # DRF's APIView.dispatch, with the handler run through the Idempotency-Key layer.
+        view: Any = self
+        self.args = args
+        self.kwargs = kwargs
+        drf_request = view.initialize_request(request, *args, **kwargs)
+        self.request = drf_request
+        self.headers = view.default_response_headers
+        try:
+            view.initial(drf_request, *args, **kwargs)
+            method = (drf_request.method or "").lower()
+            if method in view.http_method_names:
+                handler = getattr(self, method, view.http_method_not_allowed)
+            else:
+                handler = view.http_method_not_allowed
+            response = self._run(drf_request, handler, *args, **kwargs)
+        except Exception as exc:
+            response = view.handle_exception(exc)
+        self.response = view.finalize_response(drf_request, response, *args, **kwargs)
+        return self.response
+
+    def _run(self, request: Request, handler: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        key = header_key(request) if request.method == "POST" else None
+        principal = principal_of(request) if key else None
+        if key is None or principal is None:
+            return handler(request, *args, **kwargs)
+        view: Any = self
+
+        def run() -> Response:
+            try:
+                response: Response = handler(request, *args, **kwargs)
+            except Exception as exc:
+                # Errors the handler maps (4xx, paydesk's tree) are responses to store;
+                # anything else propagates (a 500) and releases the claim.
+                response = view.handle_exception(exc)
+            return response
+
+        return run_idempotently(request, principal=principal, key=key, run=run)
 
 
 class PaydeskAPIView(PaydeskAPIMixin, APIView):

@@ -88,7 +88,7 @@ class HasRequiredScope(BasePermission):
             return True
         key = api_key_from_request(request)
         if key is not None:
-            self.message = f"This API key lacks the {scope!r} scope."
+            self.message = f"This API key lacks the '{scope}' scope."
         elif scope == APIKeyScope.REFUND:
             self.message = "Only staff, or an API key with the 'refund' scope, may refund."
         else:

@@ -7,6 +7,7 @@ default and setting the new one in a single transaction, under a lock on the use
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from django.db import IntegrityError, transaction
@@ -17,7 +18,17 @@ from ..providers.base import PaymentProvider
 from ..providers.registry import get_payment_provider
 from ..types import AttachMethodRequest, Capability, Customer, DetachMethodRequest
 
-__all__ = ["add_payment_method", "deactivate_payment_method", "set_default_payment_method"]
+__all__ = [
+    "RESERVED_METADATA_KEYS",
+    "add_payment_method",
+    "deactivate_payment_method",
+    "set_default_payment_method",
+    "update_payment_method",
+]
+
+#: Metadata keys this module keeps for itself (the provider customer id of an attached
+#: method); ``update_payment_method`` never changes or removes them.
+RESERVED_METADATA_KEYS = frozenset({"customer_ref"})
 
 _CARD_DATA_HINT = (
     "provider_token must be the provider's token or id (e.g. pm_..., tok_...), never card data."
@@ -171,6 +182,22 @@ def set_default_payment_method(*, method: PaymentMethod) -> PaymentMethod:
         ).update(is_default=False)
         PaymentMethod.objects.filter(pk=method.pk).update(is_default=True)
     method.is_default = True
+    return method
+
+
+def update_payment_method(*, method: PaymentMethod, metadata: Mapping[str, Any]) -> PaymentMethod:
+    """Replace ``method``'s metadata; the keys paydesk keeps for itself stay as they are."""
+    with transaction.atomic():
+        locked = PaymentMethod.objects.select_for_update().get(pk=method.pk)
+        current = locked.metadata if isinstance(locked.metadata, dict) else {}
+        kept = {k: v for k, v in current.items() if k in RESERVED_METADATA_KEYS}
+        locked.metadata = {
+            **{k: v for k, v in metadata.items() if k not in RESERVED_METADATA_KEYS},
+            **kept,
+        }
+        locked.save(update_fields=["metadata", "updated_at"])
+    method.metadata = locked.metadata
+    method.updated_at = locked.updated_at
     return method
 
 

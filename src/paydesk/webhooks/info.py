@@ -40,9 +40,10 @@ from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_safe
 
+from ..api.keys import effective_scopes
 from ..conf import paydesk_settings, resolve
 from ..exceptions import ConfigurationError
-from ..models import WebhookStatus
+from ..models import APIKey, WebhookStatus
 from ..providers.registry import providers
 from ..services.webhooks import webhook_model
 from ..types import Capability
@@ -51,6 +52,7 @@ __all__ = [
     "RESERVED_SEGMENTS",
     "can_view_webhook_info",
     "webhook_health",
+    "webhook_provider_list",
     "webhook_providers",
     "webhook_stats",
 ]
@@ -76,10 +78,16 @@ MAX_STATS_DAYS = 90
 def can_view_webhook_info(request: HttpRequest) -> bool:
     """Whether ``request`` may see the provider list and the statistics: active staff.
 
-    The one place to widen access (e.g. to API keys) later.
+    Through the REST API (``paydesk.api``) a request may also come with an API key: it acts
+    as its owner (who must be active staff) and must hold the ``read`` scope.
     """
     user = getattr(request, "user", None)
-    return bool(user is not None and user.is_active and user.is_staff)
+    if not (user is not None and user.is_active and user.is_staff):
+        return False
+    key = getattr(request, "auth", None)
+    if isinstance(key, APIKey):
+        return "read" in effective_scopes(key.scopes)
+    return True
 
 
 def _forbidden() -> JsonResponse:
@@ -105,6 +113,11 @@ def webhook_url(request: HttpRequest, alias: str) -> str:
 def webhook_providers(request: HttpRequest) -> HttpResponse:
     if not can_view_webhook_info(request):
         return _forbidden()
+    return JsonResponse({"providers": webhook_provider_list(request)})
+
+
+def webhook_provider_list(request: HttpRequest) -> list[dict[str, Any]]:
+    """Every configured provider that receives webhooks, with its URL and signature scheme."""
     listed = []
     for alias in providers.aliases():
         try:
@@ -124,7 +137,7 @@ def webhook_providers(request: HttpRequest) -> HttpResponse:
                 "configured": provider.is_configured,
             }
         )
-    return JsonResponse({"providers": listed})
+    return listed
 
 
 def pipeline_health(*, now: dt.datetime | None = None) -> dict[str, Any]:

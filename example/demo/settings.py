@@ -18,6 +18,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+import django
 from django.core.exceptions import ImproperlyConfigured
 
 from paydesk.conf import env
@@ -90,7 +91,7 @@ ALLOWED_HOSTS = ["127.0.0.1", "localhost", "[::1]"] + [
     host.strip() for host in os.environ.get("DEMO_ALLOWED_HOSTS", "").split(",") if host.strip()
 ]
 
-INSTALLED_APPS = [
+INSTALLED_APPS: list[str] = [
     "django.contrib.admin",
     "django.contrib.auth",
     "django.contrib.contenttypes",
@@ -104,6 +105,8 @@ INSTALLED_APPS = [
     "shop",
     "bookings",
 ]
+if django.VERSION < (6, 0):  # Django 5.2: Django Tasks come from the backport
+    INSTALLED_APPS.append("django_tasks")
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",

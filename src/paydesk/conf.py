@@ -169,6 +169,9 @@ class PaydeskSettings:
         if name.startswith("_") or name not in DEFAULTS:
             raise AttributeError(f"Unknown paydesk setting {name!r}; see paydesk.conf.DEFAULTS.")
         value = self.user_settings.get(name, DEFAULTS[name])
+        if name != "PROVIDERS":
+            # env() markers work for any setting (providers resolve theirs when built).
+            value = resolve(value)
         default = DEFAULTS[name]
         if isinstance(default, dict) and name != "PROVIDERS" and isinstance(value, Mapping):
             # Nested settings merge over their defaults, so a project sets only what differs.

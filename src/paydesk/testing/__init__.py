@@ -313,6 +313,7 @@ class SignalRecorder:
             for name in (
                 "payment_created",
                 "payment_requires_action",
+                "payment_registered",
                 "payment_confirmed",
                 "payment_failed",
                 "payment_cancelled",

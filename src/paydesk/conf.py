@@ -22,6 +22,8 @@ Defaults (every key is optional)::
         "WEBHOOKS": {...},                 # pipeline limits and retries (see DEFAULTS)
         "SECURITY": {...},                 # rate limiting and trusted proxies
         "TASK_BACKEND": "default",         # alias in Django's TASKS setting
+        "RETRY": {...},                    # retry_with_backoff defaults (paydesk.retry)
+        "LOGGING": {...},                  # log level, file, JSON, redaction (paydesk.logging)
         "API": {...},                      # REST API: pagination, idempotency, throttling
         "HEALTH": {...},                   # provider health checks (docs/operations.md)
         "METRICS": {...},                  # Prometheus metrics and their endpoint
@@ -88,6 +90,21 @@ DEFAULTS: dict[str, Any] = {
         "TRUSTED_PROXIES": [],
     },
     "TASK_BACKEND": "default",
+    # Defaults of paydesk.retry (retry_with_backoff, RetryableOperation): the booking seed's
+    # PAYMENT_RETRY_ATTEMPTS / PAYMENT_RETRY_DELAY (docs/operations.md#retries).
+    "RETRY": {
+        "ATTEMPTS": 3,  # calls in all, the first included
+        "DELAY": 1.0,  # seconds before the first retry; then times 2 per retry (jittered)
+        "MAX_DELAY": 60.0,  # seconds; no wait between two attempts is longer
+    },
+    # paydesk.logging (docs/operations.md#logging). LEVEL, FILE and JSON are read by
+    # setup_django_logging(); FILTER_SENSITIVE_DATA by the redaction filter on every record.
+    "LOGGING": {
+        "LEVEL": "INFO",
+        "FILE": None,  # a path: also write paydesk's records there (WatchedFileHandler)
+        "FILTER_SENSITIVE_DATA": True,  # redact card numbers, CVCs, keys, secrets
+        "JSON": False,  # one JSON object per line (paydesk.logging.JSONFormatter)
+    },
     "API": {
         "PAGE_SIZE": 25,  # list endpoints; ?page_size= may ask for up to MAX_PAGE_SIZE
         "MAX_PAGE_SIZE": 100,

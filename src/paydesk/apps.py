@@ -11,6 +11,12 @@ class PaydeskConfig(AppConfig):
 
     def ready(self) -> None:
         from . import checks  # noqa: F401  (registers the system checks)
+        from .logging import install_redaction
+
+        # Redact card numbers, CVCs and secrets from every paydesk.* record, on by default
+        # (PAYDESK["LOGGING"]["FILTER_SENSITIVE_DATA"]).
+        install_redaction()
+
         from .health import register_health_check_plugin
         from .metrics import connect as connect_metrics
 

@@ -27,9 +27,10 @@ answers or transport errors.
 
 Each run also says where the machine's CPU went (gunicorn, PostgreSQL, the load generator,
 interrupts, other processes; read from /proc), so a run disturbed by something else on the
-machine is visible. Each run waits (up to ``--quiet-wait`` seconds) for the machine to go
-quiet first; a run disturbed all the same is repeated (``--noisy-retries``, default 2) and
-the least disturbed attempt counts; one still disturbed is marked * in the summary.
+machine is visible. Each run first waits for the machine to go quiet (up to ``--quiet-wait``
+seconds, ``--quiet-budget`` in all); a run disturbed all the same is repeated
+(``--noisy-retries``, default 2) and the least disturbed attempt counts; one still disturbed
+is marked * in the summary.
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ import shutil
 import statistics
 import sys
 import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -116,6 +118,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         type=float,
         default=60.0,
         help="before each run, wait up to this many seconds for other processes to go quiet",
+    )
+    parser.add_argument(
+        "--quiet-budget",
+        type=float,
+        default=600.0,
+        help="at most this many seconds of such waiting in the whole bench",
     )
     parser.add_argument(
         "--payments",
@@ -321,7 +329,7 @@ def summary(runs: dict[str, list[Run]]) -> bool:
         print(
             f"{label:<42} {medians[key]:>8.1f}  {rounds:<22} {ok:>6} {bad:>7} {worst:>9.2%}{flag}"
         )
-    if "c" in medians:
+    if "c" in medians and any(key in medians for key in TARGETS):
         print()
         print(f"{'ratio':<6} {'measured':>8}  {'per round':<22} {'target':>7}  verdict")
         for key, target in TARGETS.items():
@@ -405,10 +413,13 @@ def main(argv: list[str] | None = None) -> int:
                 for attempt in range(1 + args.noisy_retries + 2):
                     again = f", again (attempt {attempt + 1})" if attempt else ""
                     print(f"round {number} ({key}) {scenario.label}{again}:", flush=True)
-                    if args.quiet_wait > 0:
-                        waited = _cpu.wait_for_quiet(threshold=NOISY, timeout=args.quiet_wait)
+                    patience = min(args.quiet_wait, args.quiet_budget)
+                    if patience > 0:
+                        started_wait = time.monotonic()
+                        waited = _cpu.wait_for_quiet(threshold=NOISY, timeout=patience)
+                        args.quiet_budget -= time.monotonic() - started_wait
                         if waited is None:
-                            print(f"    (the machine stayed busy for {args.quiet_wait:g} s)")
+                            print(f"    (the machine stayed busy for {patience:.0f} s)")
                         elif waited > 1.5:
                             print(f"    (waited {waited:.0f} s for other processes to go quiet)")
                     log_path = logdir / f"gunicorn-{number}-{key}-{attempt}.log"

@@ -386,6 +386,10 @@ def test_pagination_is_configurable(world: World, settings) -> None:
     settings.PAYDESK = {**settings.PAYDESK, "API": {"PAGE_SIZE": 3, "MAX_PAGE_SIZE": 4}}
     assert len(client.get(url("payments/")).json()["results"]) == 3
     assert len(client.get(url("payments/"), {"page_size": 50}).json()["results"]) == 4
+    for bad in ("0", "-1", "two"):
+        invalid = client.get(url("payments/"), {"page": bad})
+        assert invalid.status_code == 400
+        assert error_of(invalid)["param"] == "page"
     out_of_range = client.get(url("payments/"), {"page": 99})
     assert out_of_range.status_code == 404
     assert error_of(out_of_range)["type"] == "not_found_error"

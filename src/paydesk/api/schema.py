@@ -17,6 +17,7 @@ from django.template import engines
 from django.urls import URLPattern, URLResolver, get_script_prefix, include, path, reverse
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from drf_spectacular.openapi import AutoSchema
+from drf_spectacular.plumbing import is_serializer
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse
 from drf_spectacular.views import (
     SpectacularAPIView,
@@ -107,7 +108,12 @@ class PaydeskAutoSchema(AutoSchema):
         return self.method in ("POST", "PUT", "PATCH", "DELETE")
 
     def _touches_provider(self) -> bool:
-        return bool(getattr(self.view, "calls_provider", False))
+        # A view calling a provider everywhere says ``calls_provider = True``; a viewset
+        # names the actions that do (``provider_actions``). Those may answer 402/502/503.
+        if getattr(self.view, "calls_provider", False):
+            return True
+        actions = getattr(self.view, "provider_actions", ())
+        return getattr(self.view, "action", None) in actions
 
     def get_override_parameters(self) -> list[Any]:
         parameters = list(super().get_override_parameters())
@@ -136,14 +142,24 @@ class PaydeskAutoSchema(AutoSchema):
             )
         return parameters
 
+    def _has_query_parameters(self) -> bool:
+        for parameter in self.get_override_parameters():
+            if isinstance(parameter, OpenApiParameter):
+                if parameter.location == OpenApiParameter.QUERY:
+                    return True
+            elif is_serializer(parameter):
+                return True  # parameters=[SomeQuerySerializer]
+        return False
+
     def _error_codes(self) -> list[str]:
-        codes = ["400"] if (self._writes() or self._is_list_view()) else []
+        validates = self._writes() or self._is_list_view() or self._has_query_parameters()
+        codes = ["400"] if validates else []
         public = any(isinstance(permission, AllowAny) for permission in self.view.get_permissions())
         codes.append("401")
         if not public:
             codes.append("403")
-        if "{" in self.path:
-            codes.append("404")
+        if "{" in self.path or self._is_list_view():
+            codes.append("404")  # no such object (or not yours); a page past the end
         if self._writes():
             codes.extend(["409", "429"])
         if self.method == "POST":

@@ -113,6 +113,7 @@ class PaymentMethodViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Pay
     serializer_class = PaymentMethodSerializer
     pagination_class = PaydeskPagination
     lookup_value_regex = "[^/]+"
+    provider_actions = ("create", "destroy")  # attach=true, and detaching an attached one
     http_method_names = ["get", "post", "patch", "delete", "head", "options"]
 
     def get_queryset(self) -> QuerySet[PaymentMethod]:
@@ -200,7 +201,7 @@ class PaymentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, PaydeskGe
     serializer_class = PaymentSerializer
     pagination_class = PaydeskPagination
     lookup_value_regex = "[^/]+"
-    calls_provider = True
+    provider_actions = ("process", "capture", "cancel", "sync", "retry")
 
     def get_queryset(self) -> QuerySet[Payment]:
         return owned_by(Payment.objects.all(), self.request)
@@ -353,7 +354,7 @@ class RefundViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, PaydeskGen
     serializer_class = RefundSerializer
     pagination_class = PaydeskPagination
     lookup_value_regex = "[^/]+"
-    calls_provider = True
+    provider_actions = ("create", "process")
     action_scopes = {"create": APIKeyScope.REFUND, "process": APIKeyScope.REFUND}
 
     def get_queryset(self) -> QuerySet[Refund]:

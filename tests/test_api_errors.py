@@ -11,7 +11,12 @@ from hypothesis import HealthCheck, given
 from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 
-from paydesk.exceptions import ProviderUnavailable
+from paydesk.exceptions import (
+    ConfigurationError,
+    PaymentStateError,
+    PaymentValidationError,
+    ProviderUnavailable,
+)
 from paydesk.services import create_payment, process_payment
 from tests.test_api_support import (
     World,
@@ -201,3 +206,52 @@ def test_no_input_gives_a_server_error(world: World, body: Any, target: str) -> 
     assert response.status_code < 500, (body, response.content)
     if response.status_code >= 400:
         error_of(response)
+
+
+@pytest.mark.parametrize(
+    ("exc", "status", "type_", "code"),
+    [
+        (PaymentStateError("Held for review."), 409, "state_error", "invalid_state"),
+        (
+            PaymentValidationError("Bad.", field="amount"),
+            400,
+            "invalid_request_error",
+            "invalid_request",
+        ),
+        (ConfigurationError("Set OPTIONS['SECRET_KEY']."), 500, "api_error", "configuration_error"),
+    ],
+)
+def test_paydesk_errors_map_to_status_type_and_code(
+    exc: Exception, status: int, type_: str, code: str
+) -> None:
+    from paydesk.api.exceptions import exception_handler
+
+    response = exception_handler(exc, {})
+    assert response is not None
+    assert response.status_code == status
+    assert response.data["error"]["type"] == type_
+    assert response.data["error"]["code"] == code
+
+
+def test_any_402_of_paydesk_is_a_card_error() -> None:
+    from paydesk.api.exceptions import exception_handler
+
+    class Refused(PaymentStateError):  # like fraud rules refusing a charge
+        default_code = "fraud_blocked"
+        http_status = 402
+
+    response = exception_handler(Refused("Not accepted."), {})
+    assert response is not None
+    assert response.status_code == 402
+    assert response.data["error"] == {
+        "type": "card_error",
+        "code": "fraud_blocked",
+        "message": "Not accepted.",
+        "param": None,
+    }
+
+
+def test_unexpected_exceptions_are_left_to_django() -> None:
+    from paydesk.api.exceptions import exception_handler
+
+    assert exception_handler(RuntimeError("bug"), {}) is None

@@ -133,7 +133,8 @@ def _first_validation_error(detail: Any, path: str = "") -> tuple[str | None, st
 
 
 def _paydesk_type(exc: PaydeskError) -> str:
-    if isinstance(exc, PaymentDeclined | AuthenticationRequired):
+    # 402: the charge itself was refused (a decline, 3-D Secure needed, paydesk's fraud rules).
+    if isinstance(exc, PaymentDeclined | AuthenticationRequired) or exc.http_status == 402:
         return CARD
     if isinstance(exc, ProviderRequestError):
         return INVALID_REQUEST

@@ -21,6 +21,9 @@ Defaults (every key is optional)::
         "WEBHOOK_MODEL": "paydesk.WebhookEvent",
         "WEBHOOKS": {...},                 # pipeline limits and retries (see DEFAULTS)
         "SECURITY": {...},                 # rate limiting and trusted proxies
+        "FRAUD": {...},                    # fraud rules and thresholds (docs/fraud.md)
+        "ANALYTICS": {...},                # report limits (docs/analytics.md)
+        "AUTO_REFUNDS": {...},             # automatic refund rules (docs/fraud.md)
         "TASK_BACKEND": "default",         # alias in Django's TASKS setting
         "RETRY": {...},                    # retry_with_backoff defaults (paydesk.retry)
         "LOGGING": {...},                  # log level, file, JSON, redaction (paydesk.logging)
@@ -88,6 +91,25 @@ DEFAULTS: dict[str, Any] = {
         "RATE_LIMIT_REQUESTS": 100,
         "RATE_LIMIT_WINDOW": 60,
         "TRUSTED_PROXIES": [],
+    },
+    # Fraud screening before a payment is sent (paydesk.services.fraud, docs/fraud.md). No
+    # rules (the default): every payment is allowed and nothing is recorded.
+    "FRAUD": {
+        "RULES": [],  # [{"RULE": "velocity" or "dotted.path", "OPTIONS": {...}}, ...]
+        "REVIEW_THRESHOLD": 50,  # total score from which a payment is held for review
+        "BLOCK_THRESHOLD": 100,  # total score from which it is refused
+        "IP_COUNTRY_RESOLVER": None,  # dotted path: callable(ip) -> ISO country code or ""
+    },
+    # Reports (paydesk.services.analytics, docs/analytics.md).
+    "ANALYTICS": {
+        "MAX_RANGE_DAYS": 1096,  # the widest date range one report may cover
+        "MAX_SERIES_POINTS": 1000,  # the most periods one time series may return
+        "TOP_REASONS": 10,  # refund reasons listed per currency
+    },
+    # Automatic refunds (paydesk.services.autorefunds, docs/fraud.md).
+    "AUTO_REFUNDS": {
+        "RULES": [],  # [{"RULE": "duplicate_reference" or "dotted.path", "OPTIONS": {...}}]
+        "BATCH_SIZE": 200,  # payments refunded per rule and run, at most
     },
     "TASK_BACKEND": "default",
     # Defaults of paydesk.retry (retry_with_backoff, RetryableOperation): the booking seed's

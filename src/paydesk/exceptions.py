@@ -28,7 +28,9 @@ Catch the broadest class you can act on; never match on message text, use ``code
         ├── PaymentInProgress                 409  payment_in_progress
         ├── RefundExceedsCaptured             409  refund_exceeds_captured
         ├── RefundNotAllowed                  409  refund_not_allowed
-        └── NotSupported                      409  not_supported
+        ├── NotSupported                      409  not_supported
+        ├── FraudBlocked                      402  fraud_blocked
+        └── PaymentUnderReview                409  payment_under_review
 
 ``ProviderError`` carries ``provider`` (alias), ``code`` (paydesk's taxonomy, the same for
 every provider), ``provider_code`` (the provider's own code, for support tickets),
@@ -45,6 +47,7 @@ __all__ = [
     "AuthenticationRequired",
     "ConfigurationError",
     "CurrencyMismatch",
+    "FraudBlocked",
     "InvalidTransition",
     "MoneyError",
     "NotSupported",
@@ -53,6 +56,7 @@ __all__ = [
     "PaymentInProgress",
     "PaymentMethodNotUsable",
     "PaymentStateError",
+    "PaymentUnderReview",
     "PaymentValidationError",
     "ProviderAuthenticationError",
     "ProviderError",
@@ -245,6 +249,38 @@ class NotSupported(PaymentStateError):
     """The provider does not declare the capability this operation needs."""
 
     default_code = "not_supported"
+
+
+class FraudBlocked(PaymentStateError):
+    """paydesk's fraud rules refused the payment; it was not sent to the provider.
+
+    The payment is recorded as failed (``failure_code="fraud_blocked"``). The message is
+    safe to show a customer and names no rule; ``payment_id``, ``score`` and ``reasons``
+    (the rules that fired) are for staff and logs, not for the API body.
+    """
+
+    default_code = "fraud_blocked"
+    http_status = 402
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        code: str | None = None,
+        payment_id: str = "",
+        score: int = 0,
+        reasons: list[dict[str, Any]] | None = None,
+    ) -> None:
+        super().__init__(message, code=code)
+        self.payment_id = payment_id
+        self.score = score
+        self.reasons = list(reasons or [])
+
+
+class PaymentUnderReview(PaymentStateError):
+    """The payment is held for a staff fraud review; it is sent once staff approve it."""
+
+    default_code = "payment_under_review"
 
 
 # Provider-neutral taxonomy codes -> the class that represents them. Providers map their

@@ -32,6 +32,10 @@ eft_approved               ``transfer`` (``BankTransfer``), ``approved_by`` (the
                            ``payment_confirmed`` is sent for the same change
 eft_rejected               ``transfer``, ``rejected_by``, ``reason``,
                            ``approval_service``; ``payment_failed`` is sent too
+payment_flagged            ``assessment`` (``FraudAssessment``), ``score``, ``reasons``:
+                           the fraud rules held the payment for a staff review
+payment_blocked            ``assessment``, ``score``, ``reasons``: the fraud rules refused
+                           the payment; ``payment_failed`` is sent too
 =========================  ==========================================================
 """
 
@@ -47,10 +51,12 @@ __all__ = [
     "eft_approved",
     "eft_rejected",
     "payment_approved",
+    "payment_blocked",
     "payment_cancelled",
     "payment_confirmed",
     "payment_created",
     "payment_failed",
+    "payment_flagged",
     "payment_refunded",
     "payment_registered",
     "payment_requires_action",
@@ -77,6 +83,9 @@ webhook_received = Signal()
 #: A staff member approved / rejected a manual bank transfer (``paydesk.services.eft``).
 eft_approved = Signal()
 eft_rejected = Signal()
+#: The fraud rules held a payment for review / refused it (``paydesk.services.fraud``).
+payment_flagged = Signal()
+payment_blocked = Signal()
 
 
 def _send(signal: Signal, sender: Any, kwargs: dict[str, Any]) -> None:

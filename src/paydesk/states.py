@@ -88,6 +88,11 @@ class LedgerKind(StrEnum):
     DISPUTE_CLOSED = "dispute_closed"
     WEBHOOK_RECEIVED = "webhook_received"
     NOTE = "note"
+    # Fraud screening (paydesk.services.fraud): the rules' decision on an attempt, and a
+    # staff member's decision on an attempt held for review. Neither changes the status:
+    # a held attempt stays pending, a block or rejection also appends payment_failed.
+    FRAUD_CHECK = "fraud_check"
+    FRAUD_REVIEW = "fraud_review"
 
 
 # Which operations each status allows; services check these under the row lock.

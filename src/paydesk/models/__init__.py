@@ -8,6 +8,18 @@ transaction that appends.
 from .apikey import APIIdempotencyKey, APIKey, APIKeyScope
 from .audit import AuditLog
 from .eft import BankTransfer, BankTransferStatus
+from .fraud import (
+    AutoRefund,
+    AutoRefundStatus,
+    BlocklistEntry,
+    BlocklistKind,
+    FraudAssessment,
+    FraudCheck,
+    FraudDecision,
+    FraudLock,
+    FraudRuleHit,
+    ReviewStatus,
+)
 from .idempotency import IdempotencyRecord
 from .ledger import AppendOnlyError, LedgerQuerySet, TransactionLog
 from .method import PaymentMethod, PaymentMethodType
@@ -24,15 +36,25 @@ __all__ = [
     "AbstractWebhookEvent",
     "AppendOnlyError",
     "AuditLog",
+    "AutoRefund",
+    "AutoRefundStatus",
     "BankTransfer",
     "BankTransferStatus",
+    "BlocklistEntry",
+    "BlocklistKind",
     "ExchangeRate",
+    "FraudAssessment",
+    "FraudCheck",
+    "FraudDecision",
+    "FraudLock",
+    "FraudRuleHit",
     "IdempotencyRecord",
     "LedgerQuerySet",
     "Payment",
     "PaymentMethod",
     "PaymentMethodType",
     "Refund",
+    "ReviewStatus",
     "SandboxCharge",
     "TransactionLog",
     "WebhookEvent",

@@ -40,6 +40,8 @@ class Refund(models.Model):
         ordering = ["-created_at"]
         indexes = [
             models.Index(fields=["status", "-created_at"], name="paydesk_refund_status"),
+            # Refund analytics select by request date (paydesk.services.analytics).
+            models.Index(fields=["created_at"], name="paydesk_refund_created"),
         ]
 
     def __str__(self) -> str:

@@ -518,3 +518,160 @@ class APIKeyAdmin(admin.ModelAdmin):
 
         revoked = sum(1 for key in queryset if revoke_api_key(key))
         self.message_user(request, f"Revoked: {revoked}", level=messages.SUCCESS)
+
+
+# -- fraud screening and automatic refunds ------------------------------------------------
+# The blocklist is plain data staff edit here; held payments are approved or rejected
+# through paydesk.services.fraud; checks and automatic refunds are read-only records.
+
+from .models import (  # noqa: E402 - this section is self-contained
+    AutoRefund,
+    BlocklistEntry,
+    FraudAssessment,
+    FraudCheck,
+    FraudRuleHit,
+    ReviewStatus,
+)
+from .services import fraud as fraud_services  # noqa: E402
+
+
+@admin.register(BlocklistEntry)
+class BlocklistEntryAdmin(admin.ModelAdmin):
+    list_display = ("kind", "value", "reason", "is_active", "expires_at", "created_by")
+    list_filter = ("kind", "is_active")
+    search_fields = ("value", "reason")
+    readonly_fields = ("created_by", "created_at")
+    actions = ["activate", "deactivate"]
+
+    def save_model(
+        self, request: HttpRequest, obj: BlocklistEntry, form: Any, change: bool
+    ) -> None:
+        if not change:
+            obj.created_by = request.user  # type: ignore[assignment]
+        super().save_model(request, obj, form, change)
+
+    @admin.action(description=_("Activate selected entries"))
+    def activate(self, request: HttpRequest, queryset: QuerySet[BlocklistEntry]) -> None:
+        self.message_user(request, f"Activated: {queryset.update(is_active=True)}")
+
+    @admin.action(description=_("Deactivate selected entries"))
+    def deactivate(self, request: HttpRequest, queryset: QuerySet[BlocklistEntry]) -> None:
+        self.message_user(request, f"Deactivated: {queryset.update(is_active=False)}")
+
+
+class ReviewActionForm(helpers.ActionForm):
+    note = forms.CharField(
+        required=False,
+        label=_("Note / reason"),
+        help_text=_("Required to reject; staff only, never shown to the customer"),
+    )
+
+
+class HeldFilter(admin.SimpleListFilter):
+    title = _("review queue")
+    parameter_name = "held"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        return [("yes", str(_("Waiting for a decision")))]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
+        if self.value() == "yes":
+            return queryset.filter(
+                review_status=ReviewStatus.PENDING, payment__status="pending"
+            ).order_by("held_at")
+        return queryset
+
+
+@admin.register(FraudAssessment)
+class FraudAssessmentAdmin(admin.ModelAdmin):
+    list_display = (
+        "payment",
+        "decision",
+        "score",
+        "review_status",
+        "held_at",
+        "provider_flagged",
+        "reviewed_by",
+    )
+    list_filter = (HeldFilter, "decision", "review_status", "provider_flagged")
+    search_fields = ("payment__id", "payment__reference", "payment__customer_email")
+    list_select_related = ("payment", "reviewed_by")
+    action_form = ReviewActionForm
+    actions = ["approve", "reject"]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
+        return [field.name for field in self.model._meta.fields]
+
+    @admin.action(description=_("Approve held payments and send them"))
+    def approve(self, request: HttpRequest, queryset: QuerySet[FraudAssessment]) -> None:
+        note = request.POST.get("note", "")
+        _run_each(
+            self,
+            request,
+            queryset,
+            "Approved",
+            lambda a: fraud_services.approve_review(
+                payment=a.payment_id, user=request.user, note=note
+            ),
+        )
+
+    @admin.action(description=_("Reject held payments (give a reason)"))
+    def reject(self, request: HttpRequest, queryset: QuerySet[FraudAssessment]) -> None:
+        reason = request.POST.get("note", "")
+        if not reason.strip():
+            self.message_user(
+                request, "Give a reason in the note field to reject.", level=messages.ERROR
+            )
+            return
+        _run_each(
+            self,
+            request,
+            queryset,
+            "Rejected",
+            lambda a: fraud_services.reject_review(
+                payment=a.payment_id, user=request.user, reason=reason
+            ),
+        )
+
+
+class FraudRuleHitInline(admin.TabularInline):
+    model = FraudRuleHit
+    extra = 0
+    can_delete = False
+    readonly_fields = ("rule", "score", "reason")
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+class _ReadOnlyAdmin(admin.ModelAdmin):
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+@admin.register(FraudCheck)
+class FraudCheckAdmin(_ReadOnlyAdmin):
+    list_display = ("payment", "attempt", "decision", "score", "email", "ip_address", "created_at")
+    list_filter = ("decision",)
+    search_fields = ("payment__id", "email", "ip_address", "card_fingerprint")
+    date_hierarchy = "created_at"
+    inlines = [FraudRuleHitInline]
+
+
+@admin.register(AutoRefund)
+class AutoRefundAdmin(_ReadOnlyAdmin):
+    list_display = ("payment", "rule", "status", "refund", "created_at")
+    list_filter = ("rule", "status")
+    search_fields = ("payment__id", "payment__reference")

@@ -276,6 +276,11 @@ def record_result(
             provider_data=raw,
             message=f"via {source}",
         )
+    # Fraud signals in the provider's answer (iyzico fraudStatus, Stripe outcome) go to the
+    # payment's FraudAssessment; nothing is written when there are none.
+    from .fraud import record_provider_signals
+
+    record_provider_signals(payment, result)
     if result.note:
         digest = hashlib.sha256(result.note.encode()).hexdigest()[:16]
         append(

@@ -67,7 +67,7 @@ from ..types import (
     ProviderStatus,
     StatusRequest,
 )
-from . import ledger
+from . import fraud, ledger
 from .ledger import locked_payment
 from .methods import check_token
 
@@ -374,6 +374,7 @@ def process_payment(
     payment: Payment | str,
     payment_method_token: str | None = None,
     return_url: str | None = None,
+    fraud_context: Mapping[str, Any] | None = None,
 ) -> Payment:
     """Send a pending payment to its provider.
 
@@ -381,10 +382,22 @@ def process_payment(
     ``payment.next_action`` when the customer must act (redirect or 3-D Secure client
     secret), ``failed`` with ``failure_code`` when the provider refused it.
     Raises ``PaymentInProgress`` if another request is already processing it.
+
+    When ``PAYDESK["FRAUD"]`` has rules, they judge the attempt first (``fraud_context``:
+    ``ip_address``, ``email``, ``card_fingerprint``, ``card_country``, ``ip_country``,
+    ``billing_country``; see ``paydesk.services.fraud``). A held attempt is returned still
+    ``pending`` and unsent (``payment.fraud_assessment.review_status == "pending"``); a
+    blocked one is recorded as failed and ``FraudBlocked`` is raised; an attempt already
+    held raises ``PaymentUnderReview``.
     """
     step = prepare_process(
-        payment=payment, payment_method_token=payment_method_token, return_url=return_url
+        payment=payment,
+        payment_method_token=payment_method_token,
+        return_url=return_url,
+        fraud_context=fraud_context,
     )
+    if isinstance(step, Payment):
+        return step  # held for a fraud review
     return _finish(step, get_payment_provider(step.alias))
 
 
@@ -393,8 +406,11 @@ def prepare_process(
     payment: Payment | str,
     payment_method_token: str | None = None,
     return_url: str | None = None,
-) -> ProviderStep:
-    """Step 1 of ``process_payment``: check, take the lease, record the submission; commit."""
+    fraud_context: Mapping[str, Any] | None = None,
+) -> ProviderStep | Payment:
+    """Step 1 of ``process_payment``: check, screen, take the lease, record the submission;
+    commit. The payment itself when the fraud rules held it; ``FraudBlocked`` after commit
+    when they blocked it."""
     with transaction.atomic():
         locked = locked_payment(payment)
         if locked.status == PaymentStatus.PROCESSING or not ledger.lease_expired(locked):
@@ -413,30 +429,40 @@ def prepare_process(
         if return_url is not None:
             locked.return_url = return_url
         attempt = locked.attempt
-        ledger.take_lease(locked, "process")
-        ledger.append(
-            locked,
-            kind=LedgerKind.SUBMITTED,
-            key=f"attempt-{attempt}:submitted",
-            attempt=attempt,
-            message="sent to the provider",
-        )
-        ledger.refresh(locked)
-        saved = locked.payment_method if not locked.payment_method_token else None
-        token = locked.payment_method_token or (saved.provider_token if saved else "")
-        request = PaymentRequest(
-            payment_id=locked.pk,
-            amount=locked.money,
-            idempotency_key=_provider_key(locked, "create", attempt),
-            attempt=attempt,
-            capture=locked.capture_method == "automatic",
-            payment_method_token=token,
-            customer=_customer(locked),
-            description=locked.description,
-            return_url=locked.return_url,
-            metadata={"paydesk_payment_id": locked.pk, "reference": locked.reference},
-            customer_ref=str((saved.metadata or {}).get("customer_ref", "")) if saved else "",
-        )
+        # The fraud rules judge the attempt before anything is sent; a held or blocked one
+        # is recorded (and committed) here and never reaches the provider.
+        verdict = fraud.screen_payment(locked, context=fraud_context)
+        if not verdict.allowed:
+            locked.save()  # keeps the token and return URL for when staff approve it
+        else:
+            ledger.take_lease(locked, "process")
+            ledger.append(
+                locked,
+                kind=LedgerKind.SUBMITTED,
+                key=f"attempt-{attempt}:submitted",
+                attempt=attempt,
+                message="sent to the provider",
+            )
+            ledger.refresh(locked)
+            saved = locked.payment_method if not locked.payment_method_token else None
+            token = locked.payment_method_token or (saved.provider_token if saved else "")
+            request = PaymentRequest(
+                payment_id=locked.pk,
+                amount=locked.money,
+                idempotency_key=_provider_key(locked, "create", attempt),
+                attempt=attempt,
+                capture=locked.capture_method == "automatic",
+                payment_method_token=token,
+                customer=_customer(locked),
+                description=locked.description,
+                return_url=locked.return_url,
+                metadata={"paydesk_payment_id": locked.pk, "reference": locked.reference},
+                customer_ref=str((saved.metadata or {}).get("customer_ref", "")) if saved else "",
+            )
+    if verdict.decision == "block":
+        raise fraud.blocked_error(locked, verdict)
+    if not verdict.allowed:
+        return locked
     return ProviderStep(locked, locked.provider, "create_payment", "process", request, attempt)
 
 

@@ -37,12 +37,14 @@ __all__ = [
     "QUEUE",
     "ROUTES",
     "enqueue",
+    "enqueue_auto_refunds",
     "enqueue_on_commit",
     "enqueue_reconcile",
     "enqueue_webhook",
     "process_webhook_task",
     "reconcile_payments_task",
     "retry_due_webhooks_task",
+    "run_auto_refunds_task",
 ]
 
 
@@ -148,3 +150,18 @@ def enqueue_reconcile(
         provider=provider,
         dry_run=dry_run,
     )
+
+
+@task()
+def run_auto_refunds_task(rules: list[str] | None = None) -> dict[str, Any]:
+    """Run the automatic refund rules (``paydesk.services.autorefunds``); idempotent, so a
+    backend that runs it twice refunds nothing twice."""
+    from .services.autorefunds import run_auto_refunds
+
+    return run_auto_refunds(rules=rules).as_dict()
+
+
+def enqueue_auto_refunds(*, rules: list[str] | None = None) -> None:
+    """Enqueue ``run_auto_refunds_task`` on commit: from a scheduler, or right after what
+    makes payments refundable (an event cancelled), for the rules named (default: all)."""
+    enqueue_on_commit(run_auto_refunds_task, list(rules) if rules else None)

@@ -13,6 +13,7 @@ from django.urls import path
 from rest_framework.routers import SimpleRouter
 
 from . import config, schema, views, webhooks
+from .analytics import urlpatterns as analytics_urlpatterns
 from .currencies import urlpatterns as currency_urlpatterns
 
 app_name = "api"
@@ -37,3 +38,4 @@ urlpatterns: list[Any] = [
     *router.urls,
 ]
 urlpatterns += currency_urlpatterns
+urlpatterns += analytics_urlpatterns

@@ -1107,3 +1107,16 @@ def test_a_card_number_is_never_stored_or_sent_as_a_token(mock, entry):
     assert counts() == before
     assert mock.get_call_count() == calls_before
     assert "4242" not in Payment.objects.get(pk=payment.pk).payment_method_token
+
+
+@pytest.mark.django_db
+def test_an_amount_too_large_for_the_ledger_columns_is_refused_before_the_database():
+    from paydesk.models import Payment
+    from paydesk.services.payments import MAX_AMOUNT
+
+    with pytest.raises(PaymentValidationError) as info:
+        services.create_payment(amount=str(MAX_AMOUNT), currency="USD")
+    assert info.value.field == "amount"
+    assert Payment.objects.count() == 0
+    just_fits = services.create_payment(amount=str(MAX_AMOUNT - 1), currency="USD")
+    assert just_fits.amount == MAX_AMOUNT - 1

@@ -44,6 +44,7 @@ from ..exceptions import (
     UnknownCurrency,
 )
 from ..models import Payment, PaymentMethod
+from ..models.fields import AMOUNT_DIGITS, AMOUNT_PLACES
 from ..money import Money
 from ..providers.base import PaymentProvider
 from ..providers.registry import get_payment_provider
@@ -98,6 +99,9 @@ class ProviderStep:
     source: str
     request: Any
     attempt: int
+
+
+MAX_AMOUNT = Decimal(10) ** (AMOUNT_DIGITS - AMOUNT_PLACES)
 
 
 def _to_money(amount: Money | Decimal | str | int, currency: str | None) -> Money:
@@ -190,6 +194,12 @@ def create_payment(
     money = _to_money(amount, currency)
     if money.amount <= 0:
         raise PaymentValidationError("amount must be greater than zero.", field="amount")
+    if money.amount >= MAX_AMOUNT:
+        # Money holds 34 digits; the amount columns hold fewer. Refuse here, clearly,
+        # rather than let the database refuse the INSERT.
+        raise PaymentValidationError(
+            f"amount must be less than {MAX_AMOUNT:,} {money.currency}.", field="amount"
+        )
     alias = provider or paydesk_settings.DEFAULT_PROVIDER
     backend = get_payment_provider(alias)
     if not backend.supports_currency(money.currency):

@@ -34,6 +34,7 @@ from typing import Any, ParamSpec, TypeVar
 
 from asgiref.sync import sync_to_async
 
+from .. import metrics
 from ..exceptions import ProviderError
 from ..models import Payment, PaymentMethod, Refund
 from ..money import Money
@@ -105,7 +106,8 @@ async def _run_step(step: payments.ProviderStep | Payment) -> Payment:
     provider = get_async_payment_provider(step.alias)
     call: Callable[[Any], Awaitable[PaymentResult]] = getattr(provider, f"{step.method}_async")
     try:
-        result = await call(step.request)
+        with metrics.observe_provider_call(step.alias, step.method):
+            result = await call(step.request)
     except ProviderError as exc:
         return await _db(payments.record_failure)(step, exc)
     if step.source == "sync":

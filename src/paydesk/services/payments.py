@@ -30,7 +30,7 @@ from typing import Any
 from django.contrib.contenttypes.models import ContentType
 from django.db import IntegrityError, models, transaction
 
-from .. import signals
+from .. import metrics, signals
 from ..conf import paydesk_settings
 from ..exceptions import (
     ConfigurationError,
@@ -309,7 +309,8 @@ def _customer(payment: Payment) -> Customer:
 def _finish(step: ProviderStep, provider: PaymentProvider) -> Payment:
     """Step 2 and 3: call the provider, then record what it said."""
     try:
-        result: PaymentResult = getattr(provider, step.method)(step.request)
+        with metrics.observe_provider_call(step.alias, step.method):
+            result: PaymentResult = getattr(provider, step.method)(step.request)
     except ProviderError as exc:
         return record_failure(step, exc)
     return record_outcome(step, result)

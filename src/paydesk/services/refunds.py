@@ -22,7 +22,7 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
-from .. import signals
+from .. import metrics, signals
 from ..exceptions import (
     InvalidTransition,
     NotSupported,
@@ -155,7 +155,8 @@ def process_refund(*, refund: Refund | str) -> Refund:
     step = prepare_refund(refund=refund)
     provider = get_payment_provider(step.alias)
     try:
-        result = provider.create_refund(step.request)
+        with metrics.observe_provider_call(step.alias, "create_refund"):
+            result = provider.create_refund(step.request)
     except ProviderError as exc:
         return record_refund_error(step, exc)
     return record_refund_result(refund=step.refund_id, result=result)

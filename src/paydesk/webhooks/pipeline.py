@@ -134,7 +134,8 @@ def handle(request: WebhookRequest) -> WebhookResponse:
 
         attempts = delivery.attempts
         enqueue_webhook(delivery.pk, force=force)
-        delivery.refresh_from_db()  # an immediate backend has already run it
+        # An immediate backend has already run it; read back only what the answer needs.
+        delivery.refresh_from_db(fields=["status", "success", "attempts"])
         if delivery.attempts == attempts and not delivery.success:
             # A queued backend has not run it yet; its earlier outcome is not this answer.
             return WebhookResponse(202, {"status": "pending", "id": delivery.event_id})

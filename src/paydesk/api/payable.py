@@ -60,6 +60,7 @@ from ..conf import paydesk_settings
 from ..exceptions import NotSupported, PaymentInProgress, PaymentStateError
 from ..models import APIKeyScope, Payment
 from ..money import Money
+from ..services.fraud import context_from_request
 from ..states import PaymentStatus
 from .authentication import api_key_from_request
 from .base import PaydeskAPIView
@@ -301,6 +302,7 @@ class PayableIntentView(PayableView):
                 payment=payment,
                 payment_method_token=data.get("payment_method_token"),
                 return_url=data.get("return_url"),
+                fraud_context=context_from_request(request),
             )
         return self.respond(obj, payment, status.HTTP_201_CREATED if created else 200)
 

@@ -28,6 +28,7 @@ from ..exceptions import NotSupported
 from ..models import Payment, PaymentMethod, Refund
 from ..models.apikey import APIKeyScope
 from ..providers.registry import providers
+from ..services.fraud import context_from_request
 from ..services.methods import RESERVED_METADATA_KEYS, update_payment_method
 from .base import PaydeskGenericViewSet
 from .exceptions import APIError
@@ -272,7 +273,11 @@ class PaymentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, PaydeskGe
     def process(self, request: Request, pk: str) -> Response:
         payment = self.get_object()
         data = _validated(PaymentProcessSerializer, request.data)
-        return self._respond(services.process_payment(payment=payment, **data))
+        # The client's address feeds the fraud rules (IP velocity, blocklists, country).
+        context = context_from_request(request)
+        return self._respond(
+            services.process_payment(payment=payment, fraud_context=context, **data)
+        )
 
     @extend_schema(
         summary="Capture an authorized payment, in full or in part",

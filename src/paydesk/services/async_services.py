@@ -138,12 +138,16 @@ async def aprocess_payment(
     payment: Payment | str,
     payment_method_token: str | None = None,
     return_url: str | None = None,
+    fraud_context: Mapping[str, Any] | None = None,
 ) -> Payment:
     """``process_payment`` with the provider's native async call."""
 
     async def run() -> Payment:
         step = await _db(payments.prepare_process)(
-            payment=payment, payment_method_token=payment_method_token, return_url=return_url
+            payment=payment,
+            payment_method_token=payment_method_token,
+            return_url=return_url,
+            fraud_context=fraud_context,
         )
         return await _run_step(step)
 

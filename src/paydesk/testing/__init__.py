@@ -314,6 +314,8 @@ class SignalRecorder:
                 "payment_created",
                 "payment_requires_action",
                 "payment_registered",
+                "payment_flagged",
+                "payment_blocked",
                 "payment_confirmed",
                 "payment_failed",
                 "payment_cancelled",

@@ -415,3 +415,10 @@ def test_concurrent_intents_make_one_payment(owner):
     assert results.count(201) == 1
     # The others reused it (200) or found it mid-processing (409 payment_in_progress).
     assert set(results) <= {200, 201, 409}
+
+
+def test_payable_routes_is_importable_from_paydesk_api_as_documented():
+    import paydesk.api
+    from paydesk.api.payable import payable_routes
+
+    assert paydesk.api.payable_routes is payable_routes

@@ -6,6 +6,7 @@ from django.urls import include, path
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("paydesk/", include("paydesk.urls")),
+    path("dashboard/", include("paydesk.dashboard.urls")),
     path("bookings/", include("bookings.urls")),
     path("", include("shop.urls")),
 ]

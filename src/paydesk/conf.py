@@ -31,6 +31,7 @@ Defaults (every key is optional)::
         "HEALTH": {...},                   # provider health checks (docs/operations.md)
         "METRICS": {...},                  # Prometheus metrics and their endpoint
         "RECONCILE": {...},                # reconciliation thresholds
+        "DASHBOARD": {...},                # the staff dashboard (docs/dashboard.md)
     }
 
 Nested dicts (``WEBHOOKS``, ``SECURITY``, ``API``) merge over their defaults key by key.
@@ -144,6 +145,13 @@ DEFAULTS: dict[str, Any] = {
     "METRICS": {
         "ENABLED": True,  # count (when prometheus_client is installed)
         "TOKEN": None,  # bearer token for the metrics endpoint; staff may always read it
+    },
+    # The staff dashboard (paydesk.dashboard, docs/dashboard.md).
+    "DASHBOARD": {
+        "TITLE": "paydesk",  # shown in the header and the page titles
+        "LOGIN_URL": None,  # where anonymous visitors go; None: the admin's login, else LOGIN_URL
+        "POLL_SECONDS": 30,  # live numbers refresh this often (paused while the tab is hidden)
+        "PAGE_SIZE": 50,  # rows per page in the payments, deliveries and audit lists
     },
     # Reconciliation (paydesk.services.reconcile, docs/operations.md).
     "RECONCILE": {

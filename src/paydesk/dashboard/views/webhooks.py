@@ -1,0 +1,17 @@
+"""Dashboard area: webhooks (placeholder until its page is written)."""
+
+from __future__ import annotations
+
+from django.http import HttpRequest, HttpResponse
+from django.urls import path
+
+from ..access import staff_view
+from .common import render_page
+
+
+@staff_view
+def index(request: HttpRequest) -> HttpResponse:
+    return render_page(request, "paydesk/dashboard/base.html", {}, section="webhooks")
+
+
+urlpatterns = [path("webhooks/", index, name="webhooks")]

@@ -394,3 +394,27 @@ def test_env_default_is_used_when_the_variable_is_unset(monkeypatch):
     }
     with override_settings(PAYDESK=paydesk(PROVIDERS={"sandbox": SANDBOX, "keyed": entry})):
         assert get_payment_provider("keyed").options["API_KEY"] == "fallback"
+
+
+# -- paydesk.E012: the dashboard's settings ---------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("dashboard", "fragment"),
+    [
+        ({"POLL_SECONDS": 0}, "POLL_SECONDS = 0"),
+        ({"POLL_SECONDS": "30"}, "POLL_SECONDS = '30'"),
+        ({"PAGE_SIZE": 10_000}, "PAGE_SIZE = 10000"),
+        ({"PAGE_SIZE": True}, "PAGE_SIZE = True"),
+        ({"POLL": 30}, "unknown key(s) POLL"),
+    ],
+)
+def test_a_misconfigured_dashboard_is_a_system_check_error(dashboard, fragment):
+    with override_settings(PAYDESK={"DASHBOARD": dashboard}):
+        errors = [m for m in checks.run_checks() if m.id == "paydesk.E012"]
+    assert len(errors) == 1
+    assert fragment in errors[0].msg
+
+
+def test_the_default_dashboard_settings_pass_the_checks():
+    assert not [m for m in checks.run_checks() if m.id == "paydesk.E012"]

@@ -19,6 +19,8 @@ paydesk.E009   Error      an unknown key in ``PAYDESK`` (usually a typo)
 paydesk.E010   Error      the provider cannot be built from its OPTIONS
 paydesk.E011   Error      a provider alias is a reserved webhook path segment
                           (``providers``, ``health``, ``stats``)
+paydesk.E012   Error      ``PAYDESK["DASHBOARD"]`` has an unknown key, or ``POLL_SECONDS`` /
+                          ``PAGE_SIZE`` is not a whole number in range
 paydesk.W001   Warning    a provider is missing credentials (it stays configured but unusable)
 paydesk.W002   Warning    a provider's webhook secret is missing
 paydesk.W003   Warning    the sandbox provider is configured while ``DEBUG`` is False
@@ -155,7 +157,7 @@ def _settings_messages() -> list[checks.CheckMessage]:
     from .money import is_supported_currency
 
     out: list[checks.CheckMessage] = []
-    unknown = sorted(set(paydesk_settings.user_settings) - set(DEFAULTS) - _LATER_KEYS)
+    unknown = sorted(set(paydesk_settings.user_settings) - set(DEFAULTS))
     if unknown:
         out.append(
             checks.Error(
@@ -199,25 +201,29 @@ def _settings_messages() -> list[checks.CheckMessage]:
                 id="paydesk.E008",
             )
         )
+    out.extend(_dashboard_messages())
     return out
 
 
-# Keys that later features read; listed so E009 does not flag them as typos.
-_LATER_KEYS = frozenset(
-    {
-        "SECURITY",
-        "WEBHOOKS",
-        "WEBHOOK_MODEL",
-        "API",
-        "RETRY",
-        "LOGGING",
-        "FRAUD",
-        "DASHBOARD",
-        "RATES",
-        "TASKS",
-        "HEALTH",
-    }
-)
+def _dashboard_messages() -> list[checks.CheckMessage]:
+    config = paydesk_settings.DASHBOARD
+    problems = []
+    unknown = sorted(set(config) - set(DEFAULTS["DASHBOARD"]))
+    if unknown:
+        problems.append(f"unknown key(s) {', '.join(unknown)}")
+    for key, low, high in (("POLL_SECONDS", 5, 3600), ("PAGE_SIZE", 1, 500)):
+        value = config.get(key)
+        if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+            problems.append(f"{key} = {value!r} must be a whole number from {low} to {high}")
+    if not problems:
+        return []
+    return [
+        checks.Error(
+            'PAYDESK["DASHBOARD"]: ' + "; ".join(problems) + ".",
+            hint=f"Known keys and defaults: {DEFAULTS['DASHBOARD']!r}.",
+            id="paydesk.E012",
+        )
+    ]
 
 
 def _database_messages() -> list[checks.CheckMessage]:

@@ -101,12 +101,10 @@ def _display_name(alias: str) -> str:
         return alias
 
 
-def _chart(start: dt.datetime, end: dt.datetime, currency: str | None) -> dict[str, Any]:
-    chart_start = min(start, end - dt.timedelta(days=MIN_CHART_DAYS))
+def _chart(start: dt.datetime, currency: str | None) -> dict[str, Any]:
     today = timezone.localdate()
-    series = analytics.time_series(
-        start=timezone.localtime(chart_start).date(), end=today, interval="day"
-    ).series
+    first = min(timezone.localtime(start).date(), today - dt.timedelta(days=MIN_CHART_DAYS - 1))
+    series = analytics.time_series(start=first, end=today, interval="day").series
     if not series:
         return {"currencies": [], "currency": None, "svg": None, "points": []}
     # The default currency is the one with the largest count of payments in the range.
@@ -177,7 +175,7 @@ def _live_context(request: HttpRequest) -> dict[str, Any]:
         "queues": _queues(),
         "webhooks": _webhook_totals(start, end),
         "provider_cards": _provider_cards(start, end),
-        "chart": _chart(start, end, request.GET.get("currency")),
+        "chart": _chart(start, request.GET.get("currency")),
         "refreshed_at": timezone.now(),
     }
 

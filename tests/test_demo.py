@@ -11,20 +11,48 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+import time
+from collections import Counter, defaultdict
 from decimal import Decimal
 from io import StringIO
 
 import pytest
+from django.contrib import admin
 from django.contrib.auth import get_user_model
 from django.core.management import call_command
-from django.urls import reverse
+from django.urls import include, path, resolve, reverse
 from django.utils import timezone
 
 from bookings.models import Booking, Event
-from paydesk.models import Payment, Refund, SandboxCharge
+from demo import views as demo_views
+from paydesk import services
+from paydesk.models import (
+    AuditLog,
+    BankTransfer,
+    FraudAssessment,
+    FraudCheck,
+    Payment,
+    Refund,
+    SandboxCharge,
+    TransactionLog,
+    WebhookEvent,
+)
+from paydesk.services import analytics, eft, fraud, webhooks
+from paydesk.states import LedgerFact, LedgerKind, fold, fold_refund
+from shop import history as history_module
+from shop.history import HISTORY_PREFIX
 from shop.models import Order, Product
 
 pytestmark = pytest.mark.django_db
+
+# The demo's pages without paydesk's dashboard (test_landing_page_does_without_a_dashboard).
+urlpatterns = [
+    path("", demo_views.home, name="home"),
+    path("admin/", admin.site.urls),
+    path("paydesk/", include("paydesk.urls")),
+    path("shop/", include("shop.urls")),
+    path("bookings/", include("bookings.urls")),
+]
 
 VISA = "4242 4242 4242 4242"
 DECLINED = "4000000000000002"
@@ -115,7 +143,7 @@ def checkout_url_of(response):
 # -- shop --------------------------------------------------------------------------------------
 
 
-def test_landing_page_links_everywhere(client, product):
+def test_product_list_links_products_and_home(client, product):
     page = client.get(reverse("shop:product-list"))
     assert page.status_code == 200
     html = page.content.decode()
@@ -123,6 +151,7 @@ def test_landing_page_links_everywhere(client, product):
         reverse("shop:product-detail", args=[product.pk]),
         reverse("bookings:event-list"),
         reverse("admin:index"),
+        reverse("home"),
     ):
         assert f'href="{url}"' in html
     assert "make demo" in html
@@ -353,26 +382,81 @@ def test_guest_booking_pays_and_has_no_refund_form(client, committed, event):
 # -- seed_demo ---------------------------------------------------------------------------------
 
 
-def _seed(committed):
+@pytest.fixture
+def seed_settings(settings, tmp_path):
+    """What seed_demo needs of demo.settings: its providers, its fraud rules, a media root."""
+    from demo.settings import DEMO_FRAUD
+    from demo.settings import PAYDESK as DEMO
+
+    sandbox = settings.PAYDESK["PROVIDERS"]["sandbox"]
+    settings.PAYDESK = {
+        **settings.PAYDESK,
+        "PROVIDERS": {
+            **settings.PAYDESK["PROVIDERS"],
+            "sandbox_eu": {**sandbox, "OPTIONS": dict(sandbox["OPTIONS"])},
+            "bank_transfer": DEMO["PROVIDERS"]["bank_transfer"],
+        },
+        "FRAUD": DEMO_FRAUD,
+    }
+    settings.MEDIA_ROOT = tmp_path / "media"
+    return settings
+
+
+def _seed(committed, *args):
     out = StringIO()
-    committed(call_command, "seed_demo", stdout=out)
+    committed(call_command, "seed_demo", *args, stdout=out)
     return out.getvalue()
 
 
-def test_seed_demo_is_idempotent_and_prints_working_logins(client, committed):
+def _assert_folds(payments):
+    """Every payment's cached status and amounts are the fold of its stored ledger."""
+    facts = defaultdict(list)
+    rows = TransactionLog.objects.filter(payment__in=payments).values_list(
+        "payment_id", "kind", "idempotency_key", "attempt", "amount", "ref"
+    )
+    for payment_id, kind, key, attempt, amount, ref in rows:
+        facts[payment_id].append(LedgerFact(LedgerKind(kind), key, attempt, amount, ref))
+    for payment in payments:
+        state = fold(facts[payment.pk])
+        assert (
+            state.status,
+            state.attempt,
+            state.authorized,
+            state.captured,
+            state.refunded,
+            state.refund_reserved,
+        ) == (
+            payment.status,
+            payment.attempt,
+            payment.authorized_amount,
+            payment.captured_amount,
+            payment.refunded_amount,
+            payment.refund_reserved_amount,
+        ), payment.pk
+    for refund_row in Refund.objects.filter(payment__in=payments):
+        assert fold_refund(facts[refund_row.payment_id], refund_row.pk) == refund_row.status
+    return len(payments)
+
+
+def test_seed_demo_is_idempotent_and_prints_working_logins(client, committed, seed_settings):
     first = _seed(committed)
+    tables = (Payment, TransactionLog, Refund, WebhookEvent, AuditLog, FraudCheck, BankTransfer)
+    counts = {model: model.objects.count() for model in tables}
     second = _seed(committed)
+    assert {model: model.objects.count() for model in tables} == counts
+    assert "Payment history: already seeded" in second
 
     assert Product.objects.count() == 4
     assert set(Product.objects.values_list("currency", flat=True)) == {"USD", "EUR", "JPY"}
     assert Event.objects.count() == 2
     assert sum(e.has_started for e in Event.objects.all()) == 1
     assert get_user_model().objects.filter(username__in=["staff", "customer"]).count() == 2
-    # The started event's booking is paid once, however often the seed runs.
+    # The started event's booking is paid once, however often the seed runs; with the fraud
+    # review and the bank transfer, three payments are made through the services.
     booking = Booking.objects.get()
     assert booking.event.has_started
     assert booking.status == Booking.Status.PAID
-    assert Payment.objects.count() == 1
+    assert Payment.objects.exclude(reference__startswith=HISTORY_PREFIX).count() == 3
 
     pattern = r"Staff login: http://127\.0\.0\.1:8000/admin/ user=staff password=(\S+)"
     passwords = [re.search(pattern, text).group(1) for text in (first, second)]
@@ -389,6 +473,176 @@ def test_seed_demo_is_idempotent_and_prints_working_logins(client, committed):
     client.force_login(staff)
     response = refund(client, committed, booking, "5.00")
     assert "closed when the event started" in response.content.decode()
+
+
+def test_seeded_history_is_big_varied_and_folds_to_its_ledger(
+    committed, seed_settings, django_assert_max_num_queries
+):
+    started = time.monotonic()
+    # A few dozen bulk inserts for the history, a couple of hundred queries for the rest
+    # (the booking, the fraud review and the bank transfer go through the services).
+    with django_assert_max_num_queries(400):
+        output = _seed(committed)
+    elapsed = time.monotonic() - started
+    assert elapsed < 60, elapsed  # about 6 s on SQLite on a laptop; generous for CI
+    history = Payment.objects.filter(reference__startswith=HISTORY_PREFIX)
+    assert 3000 <= history.count() <= 5000
+    assert f"Payment history: {history.count()} payments" in output
+
+    # Every payment, seeded in bulk or made by the services, is the fold of its ledger.
+    assert _assert_folds(list(Payment.objects.all())) == Payment.objects.count()
+
+    # Spread over 90 days, busier on weekdays than at weekends, growing.
+    now = timezone.now()
+    oldest = history.order_by("created_at").first().created_at
+    assert dt.timedelta(days=88) < now - oldest <= dt.timedelta(days=90)
+    per_day = Counter(timezone.localdate(c) for c in history.values_list("created_at", flat=True))
+    assert len(per_day) >= 89
+    today = timezone.localdate(now)
+    weekdays = [n for day, n in per_day.items() if day.weekday() < 5 and day != today]
+    weekends = [n for day, n in per_day.items() if day.weekday() >= 5 and day != today]
+    assert sum(weekdays) / len(weekdays) > 1.15 * sum(weekends) / len(weekends)
+    recent = history.filter(created_at__gte=now - dt.timedelta(days=30)).count()
+    early = history.filter(created_at__lt=oldest + dt.timedelta(days=30)).count()
+    assert recent > 1.3 * early
+
+    # Only providers the demo configures, many currencies, every outcome.
+    providers = set(history.values_list("provider", flat=True))
+    assert providers == {"sandbox", "sandbox_eu", "bank_transfer"}
+    currencies = set(history.values_list("currency", flat=True))
+    assert currencies == {"USD", "EUR", "JPY", "TRY", "KRW", "GBP"}
+    statuses = Counter(history.values_list("status", flat=True))
+    assert statuses["completed"] > 0.6 * history.count()
+    for status in ("failed", "partially_refunded", "refunded", "cancelled", "requires_action"):
+        assert statuses[status] > 0, status
+    failures = set(history.values_list("failure_code", flat=True))
+    assert {"card_declined", "fraud_blocked", "transfer_rejected"} <= failures
+    assert Refund.objects.filter(payment__in=history).count() > 200
+    assert TransactionLog.objects.filter(kind=LedgerKind.DISPUTE_OPENED).exists()
+    decisions = set(FraudCheck.objects.values_list("decision", flat=True))
+    assert decisions == {"allow", "review", "block"}
+    assert FraudAssessment.objects.filter(review_status="approved").exists()
+    assert FraudAssessment.objects.filter(review_status="rejected").exists()
+    transfers = set(BankTransfer.objects.values_list("status", flat=True))
+    assert {"approved", "rejected", "expired", "awaiting_transfer"} <= transfers
+    deliveries = Counter(WebhookEvent.objects.values_list("status", flat=True))
+    assert deliveries["processed"] > 2500
+    assert deliveries["failed"] + deliveries["dead"] > 0
+    assert deliveries["pending"] > 0
+    assert WebhookEvent.objects.exclude(error_message="").filter(success=False).exists()
+    assert AuditLog.objects.count() > 300
+
+    # The dashboard's numbers: the analytics services see the history.
+    summary = analytics.summary(start=now - dt.timedelta(days=30), end=now)
+    usd = next(c for c in summary.currencies if c.currency == "USD")
+    assert usd.successful > 200
+    assert usd.refunded.amount > 0
+    assert Decimal("0.8") < usd.success_rate < Decimal("0.99")
+
+
+def test_seed_demo_makes_a_fraud_review_and_a_bank_transfer_through_the_services(
+    committed, seed_settings
+):
+    output = _seed(committed, "--history-days", "3")
+    held = Payment.objects.get(reference="demo-fraud-review-1")
+    assert held.status == "pending"
+    assert held.fraud_assessment.review_status == "pending"
+    assert held.fraud_assessment.reasons[0]["rule"] == "amount_limit"
+    assert held in [assessment.payment for assessment in fraud.review_queue()]
+    assert held.pk in output
+
+    transfer = BankTransfer.objects.get(payment__reference="demo-bank-transfer-1")
+    assert transfer.status == "receipt_uploaded"
+    assert transfer.receipt.read().startswith(b"%PDF-")
+    assert transfer.payment.status == "requires_action"
+    assert transfer.reference in output
+    assert AuditLog.objects.filter(action="eft_receipt_uploaded", object_id=transfer.payment_id)
+
+    # Staff decide both, through the services; the next seed makes new ones to decide.
+    staff = get_user_model().objects.get(username="staff")
+    committed(fraud.approve_review, payment=held, user=staff)
+    committed(eft.approve_transfer, transfer=transfer, user=staff)
+    held.refresh_from_db()
+    assert held.status == "completed"
+    assert Payment.objects.get(pk=transfer.payment_id).status == "completed"
+    _seed(committed, "--history-days", "3")
+    assert Payment.objects.get(reference="demo-fraud-review-2").status == "pending"
+    assert BankTransfer.objects.get(payment__reference="demo-bank-transfer-2").is_open
+
+
+def test_staff_can_act_on_seeded_history(committed, seed_settings):
+    """The simulated provider side is seeded too: refunds, syncs and replays work."""
+    _seed(committed, "--history-days", "20")
+    staff = get_user_model().objects.get(username="staff")
+    history = Payment.objects.filter(reference__startswith=HISTORY_PREFIX)
+    for alias in ("sandbox", "sandbox_eu", "bank_transfer"):
+        payment = history.filter(provider=alias, status="completed").first()
+        made = committed(services.create_refund, payment=payment, reason="test", user=staff)
+        assert made.status == "completed", alias
+        payment.refresh_from_db()
+        assert payment.status == "refunded"
+        assert committed(services.sync_payment, payment=payment).status == "refunded"
+    for delivery in WebhookEvent.objects.filter(status__in=["failed", "dead"]):
+        replayed = committed(webhooks.process_webhook, delivery=delivery, force=True)
+        assert replayed.status == "processed", replayed.error_message
+    _assert_folds(list(history))
+
+
+def test_history_is_deterministic(seed_settings):
+    now = timezone.now()
+
+    def rows():
+        builder = history_module._Builder(now=now, seed=7, days=5, staff=None)
+        builder.build()
+        return [
+            (s.payment.pk, s.payment.amount, s.payment.currency, s.payment.status)
+            for s in builder.stories
+        ]
+
+    first = rows()
+    assert first == rows()
+    assert len(first) > 50
+
+
+# -- landing page ------------------------------------------------------------------------------
+
+
+def test_landing_page_links_everything(client):
+    page = client.get(reverse("home"))
+    assert page.status_code == 200
+    html = page.content.decode()
+    links = set(re.findall(r'href="([^"]+)"', html))
+    expected = {
+        reverse("shop:product-list"),
+        reverse("bookings:event-list"),
+        reverse("admin:index"),
+        reverse("paydesk:api:docs"),
+        reverse("paydesk:api:redoc"),
+        reverse("paydesk:api:schema"),
+        "/dashboard/",
+    }
+    assert expected <= links
+    for url in links:  # every link on the page goes somewhere that exists; none off-site
+        resolve(url)
+    assert "make demo" in html
+    assert "new random passwords on every run" in html
+    assert 'name="viewport"' in html
+    assert "prefers-color-scheme: dark" in html
+
+
+def test_landing_page_does_without_a_dashboard(client, settings):
+    settings.ROOT_URLCONF = "tests.test_demo"  # this module's urlpatterns: no dashboard
+    html = client.get("/").content.decode()
+    assert 'href="/dashboard/"' not in html
+    assert "not mounted in this project yet" in html
+
+
+def test_demo_urls_put_the_shop_under_shop(settings):
+    settings.ROOT_URLCONF = "demo.urls"
+    assert reverse("home") == "/"
+    assert reverse("shop:product-list") == "/shop/"
+    assert reverse("bookings:event-list") == "/bookings/"
+    assert resolve("/dashboard/")
 
 
 # -- demo.settings -----------------------------------------------------------------------------

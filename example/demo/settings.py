@@ -167,11 +167,45 @@ SPECTACULAR_SETTINGS = {
     "REDOC_DIST": "SIDECAR",
 }
 
+# Fraud screening (docs/fraud.md). Small shop baskets pass; a large amount is held for a
+# staff review (amount_limit, score 50), a blocklisted email domain is refused (seed_demo adds
+# one), a first purchase far above the usual basket from another country is held too
+# (first_purchase 40 + country_mismatch 30). The seeded history's fraud checks
+# (shop/history.py) are worded after these rules and limits.
+DEMO_FRAUD: dict[str, Any] = {
+    "RULES": [
+        "blocklist",
+        {
+            "RULE": "amount_limit",
+            "OPTIONS": {
+                "limits": dict(
+                    USD="1500", EUR="1500", GBP="1200", JPY="200000", KRW="2000000", TRY="50000"
+                )
+            },
+        },
+        "country_mismatch",
+        {
+            "RULE": "first_purchase",
+            "OPTIONS": {
+                "thresholds": dict(
+                    USD="400", EUR="400", GBP="350", JPY="60000", KRW="550000", TRY="15000"
+                )
+            },
+        },
+    ],
+}
+
 PAYDESK = {
     "DEFAULT_PROVIDER": "sandbox",
     "PROVIDERS": {
         "sandbox": provider(
             "sandbox", "paydesk.providers.sandbox.SandboxProvider", "WEBHOOK_SECRET"
+        ),
+        # A second sandbox account, standing for a European acquirer: the seeded history
+        # (shop/history.py) takes EUR, GBP and TRY cards through it, so a dashboard shows
+        # two card providers that both work offline.
+        "sandbox_eu": provider(
+            "sandbox_eu", "paydesk.providers.sandbox.SandboxProvider", "WEBHOOK_SECRET"
         ),
         # Customers transfer money themselves; staff approve in the admin. The defaults are
         # demo details (a well-known example IBAN), not a real account.
@@ -226,6 +260,7 @@ PAYDESK = {
     "REFUND_POLICY": "bookings.policy.BookingRefundPolicy",
     # The demo only ever talks to the sandbox, also with DEMO_DEBUG=0; no real money moves.
     "SANDBOX_IN_PRODUCTION": True,
+    "FRAUD": DEMO_FRAUD,
 }
 
 # PayPal in its sandbox (docs/providers/paypal.md): set PAYDESK_PAYPAL_CLIENT_ID,

@@ -18,6 +18,8 @@ with a network transport override them with a native async client.
 
 from __future__ import annotations
 
+import json
+import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -44,7 +46,31 @@ from ..types import (
     WebhookEffect,
 )
 
-__all__ = ["PaymentProvider", "ProviderInfo"]
+__all__ = [
+    "TEST_WEBHOOK_DESCRIPTION",
+    "TEST_WEBHOOK_EVENT_TYPE",
+    "PaymentProvider",
+    "ProviderInfo",
+    "new_test_webhook_id",
+    "sample_webhook_body",
+]
+
+#: The event type of the sample deliveries ``build_test_webhook`` signs (the dashboard's "send
+#: test webhook"): no provider sends it and no ``parse_webhook`` acts on it, so a test delivery
+#: is verified and stored like any other, then ignored: it can never change a payment.
+TEST_WEBHOOK_EVENT_TYPE = "paydesk.test_webhook"
+#: Said in every sample event, for whoever reads the stored delivery.
+TEST_WEBHOOK_DESCRIPTION = "A test delivery sent from the paydesk dashboard; it changes nothing."
+
+
+def new_test_webhook_id() -> str:
+    """A fresh event id for a test delivery, marked as one: ``paydesk_test_<24 hex>``."""
+    return f"paydesk_test_{secrets.token_hex(12)}"
+
+
+def sample_webhook_body(payload: Mapping[str, Any]) -> bytes:
+    """A sample event as the compact JSON bytes that are signed and sent."""
+    return json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode()
 
 
 @dataclass(frozen=True, slots=True)
@@ -184,6 +210,31 @@ class PaymentProvider:
         delivery fail and be retried later.
         """
         return []
+
+    # -- test deliveries (the dashboard's "send test webhook") ----------------------------
+
+    def test_webhook_unavailable(self) -> str:
+        """Why paydesk cannot sign a sample delivery as this provider right now ("" if it can).
+
+        Staff see it instead of the "send test webhook" button: a scheme that only the
+        provider can sign (PayPal's certificate), or a missing secret to sign with.
+        """
+        return (
+            f"paydesk cannot produce {self.display_name}'s webhook signature, so it cannot "
+            "send a test delivery as this provider."
+        )
+
+    def build_test_webhook(self, *, event_id: str) -> tuple[dict[str, str], bytes]:
+        """A sample delivery signed with the configured secret: ``(headers, raw body)``.
+
+        The event is marked as a test (``event_id`` from ``new_test_webhook_id``, the type or
+        status ``TEST_WEBHOOK_EVENT_TYPE`` where the format has one) and is of a kind
+        ``parse_webhook`` ignores without calling the provider. Delivered through the real
+        pipeline, it is therefore verified by ``verify_webhook``, stored, and marked
+        ``ignored``, and no payment changes. Raise ``NotSupported`` (with
+        ``test_webhook_unavailable()``'s reason) when this provider cannot.
+        """
+        raise NotSupported(self.test_webhook_unavailable() or self._unsupported("test").message)
 
     # -- async twins ---------------------------------------------------------------------
     # Adapters that answer in-process (sandbox, mock) touch the database or plain Python

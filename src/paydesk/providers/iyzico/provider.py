@@ -42,6 +42,7 @@ from django.urls import reverse
 
 from ...conf import paydesk_settings
 from ...exceptions import (
+    NotSupported,
     ProviderError,
     SignatureVerificationError,
     WebhookError,
@@ -66,7 +67,12 @@ from ...types import (
     StatusRequest,
     WebhookEffect,
 )
-from ..base import PaymentProvider
+from ..base import (
+    TEST_WEBHOOK_DESCRIPTION,
+    TEST_WEBHOOK_EVENT_TYPE,
+    PaymentProvider,
+    sample_webhook_body,
+)
 from . import auth
 from .client import Call, Flow, Transport
 from .errors import (
@@ -1159,6 +1165,30 @@ class IyzicoProvider(PaymentProvider):
             payload=payload,
             signature=signature,
         )
+
+    def test_webhook_unavailable(self) -> str:
+        if self.secret_key:
+            return ""
+        return "no SECRET_KEY is configured to sign with: set OPTIONS['SECRET_KEY']."
+
+    def build_test_webhook(self, *, event_id: str) -> tuple[dict[str, str], bytes]:
+        """A direct-API shaped notification of paydesk's test type (not one of
+        ``PAYMENT_EVENT_TYPES``, so ``parse_webhook`` ignores it without calling iyzico)."""
+        problem = self.test_webhook_unavailable()
+        if problem:
+            raise NotSupported(problem)
+        body = sample_webhook_body(
+            {
+                "iyziEventType": TEST_WEBHOOK_EVENT_TYPE,
+                "iyziEventTime": int(time.time() * 1000),
+                "paymentId": event_id,
+                "paymentConversationId": event_id,
+                "status": "TEST",
+                "description": TEST_WEBHOOK_DESCRIPTION,
+            }
+        )
+        verifier = IyzicoWebhookVerifier(self.secret_key)
+        return {"Content-Type": "application/json", verifier.header: verifier.sign(body)}, body
 
     def parse_webhook(self, event: InboundWebhook) -> list[WebhookEffect]:
         payload = event.payload

@@ -70,7 +70,12 @@ from ...types import (
     WebhookEffect,
 )
 from .._http import PerLoopAsyncClients
-from ..base import PaymentProvider
+from ..base import (
+    TEST_WEBHOOK_DESCRIPTION,
+    TEST_WEBHOOK_EVENT_TYPE,
+    PaymentProvider,
+    sample_webhook_body,
+)
 from . import wire
 from .wire import Call, Reply
 
@@ -714,6 +719,32 @@ class NowPaymentsProvider(PaymentProvider):
             payload=payload,
             signature=signature,
         )
+
+    def test_webhook_unavailable(self) -> str:
+        if self.options.get("IPN_SECRETS") or self.options.get("IPN_SECRET"):
+            return ""
+        return (
+            "no IPN secret is configured to sign with: set OPTIONS['IPN_SECRET'] to the one "
+            "generated in NOWPayments' dashboard (Settings, Payments, Instant payment "
+            "notifications)."
+        )
+
+    def build_test_webhook(self, *, event_id: str) -> tuple[dict[str, str], bytes]:
+        """An IPN that names no payment (``status`` is paydesk's test type): stored as
+        ``other.paydesk.test_webhook`` and ignored, like a payout IPN."""
+        problem = self.test_webhook_unavailable()
+        if problem:
+            raise NotSupported(problem)
+        body = sample_webhook_body(
+            {
+                "id": event_id,
+                "status": TEST_WEBHOOK_EVENT_TYPE,
+                "description": TEST_WEBHOOK_DESCRIPTION,
+                "updated_at": dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds"),
+            }
+        )
+        signature = self._verifier().sign(body)
+        return {"Content-Type": "application/json", self.webhook_signature_header: signature}, body
 
     def parse_webhook(self, event: InboundWebhook) -> list[WebhookEffect]:
         """A payment IPN becomes a ``PaymentEvent``; ``waiting`` (the state paydesk recorded

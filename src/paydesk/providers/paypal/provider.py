@@ -861,6 +861,13 @@ class PayPalProvider(PaymentProvider):
                 self._verifier = webhooks.build_verifier(self)
             return self._verifier
 
+    def test_webhook_unavailable(self) -> str:
+        return (
+            "PayPal signs its webhooks with the private key of its own certificate "
+            "(SHA256withRSA), which only PayPal holds; send a test event from PayPal's "
+            "developer dashboard (Webhooks simulator) instead."
+        )
+
     def verify_webhook(self, body: bytes, headers: Mapping[str, str]) -> InboundWebhook:
         return webhooks.verify(self, body, headers)
 

@@ -134,6 +134,13 @@ class SandboxProvider(PaymentProvider):
     def parse_webhook(self, event: InboundWebhook) -> list[WebhookEffect]:
         return webhooks.parse(self, event)
 
+    def test_webhook_unavailable(self) -> str:
+        return ""  # signed with OPTIONS["WEBHOOK_SECRET"], or the secret derived from SECRET_KEY
+
+    def build_test_webhook(self, *, event_id: str) -> tuple[dict[str, str], bytes]:
+        body, headers = webhooks.signed_delivery(self, webhooks.test_event(event_id))
+        return headers, body
+
     def _emit(self, event_type: str, charge: Any, **extra: Any) -> None:
         webhooks.emit(self, event_type, charge, **extra)
 

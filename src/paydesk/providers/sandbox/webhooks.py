@@ -49,6 +49,7 @@ from ...types import (
     RefundEvent,
     WebhookEffect,
 )
+from ..base import TEST_WEBHOOK_DESCRIPTION, TEST_WEBHOOK_EVENT_TYPE
 
 if TYPE_CHECKING:
     from . import SandboxProvider
@@ -238,6 +239,18 @@ def build_event(event_type: str, obj: Mapping[str, Any], **extra: Any) -> dict[s
         "created": int(time.time()),
         "livemode": False,
         "data": {"object": dict(obj), **extra},
+    }
+
+
+def test_event(event_id: str) -> dict[str, Any]:
+    """The sample event the dashboard's "send test webhook" signs: ignored by ``parse``."""
+    return {
+        "id": event_id,
+        "object": "event",
+        "type": TEST_WEBHOOK_EVENT_TYPE,
+        "created": int(time.time()),
+        "livemode": False,
+        "data": {"object": {"object": "paydesk_test", "description": TEST_WEBHOOK_DESCRIPTION}},
     }
 
 

@@ -573,6 +573,17 @@ class StripeProvider(PaymentProvider):
     def parse_webhook(self, event: InboundWebhook) -> list[WebhookEffect]:
         return webhooks.parse(self, event)
 
+    def test_webhook_unavailable(self) -> str:
+        if webhooks.webhook_secrets(self.options):
+            return ""
+        return (
+            "no webhook signing secret is configured to sign with: set "
+            "OPTIONS['WEBHOOK_SECRET'] to the endpoint's whsec_... value from the Dashboard."
+        )
+
+    def build_test_webhook(self, *, event_id: str) -> tuple[dict[str, str], bytes]:
+        return webhooks.test_delivery(self, event_id)
+
 
 def _return_url(request: PaymentRequest) -> str:
     """Where Stripe sends the customer back after a redirect (3-D Secure, bank pages).

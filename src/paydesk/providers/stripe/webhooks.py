@@ -23,10 +23,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+import time
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from ...exceptions import SignatureVerificationError, WebhookError
+from ...exceptions import NotSupported, SignatureVerificationError, WebhookError
 from ...security.signatures import StripeSignatureVerifier, get_header
 from ...types import (
     DisputeEvent,
@@ -35,6 +36,7 @@ from ...types import (
     RefundEvent,
     WebhookEffect,
 )
+from ..base import TEST_WEBHOOK_DESCRIPTION, TEST_WEBHOOK_EVENT_TYPE, sample_webhook_body
 from . import mapping
 
 if TYPE_CHECKING:
@@ -118,6 +120,26 @@ def verify(provider: StripeProvider, body: bytes, headers: Mapping[str, str]) ->
         payload=payload,
         signature=signature,
     )
+
+
+def test_delivery(provider: StripeProvider, event_id: str) -> tuple[dict[str, str], bytes]:
+    """A Stripe-shaped event of paydesk's test type, signed as Stripe signs (``parse`` ignores
+    the type, so it changes nothing)."""
+    secrets = webhook_secrets(provider.options)
+    if not secrets:
+        raise NotSupported(provider.test_webhook_unavailable())
+    body = sample_webhook_body(
+        {
+            "id": event_id,
+            "object": "event",
+            "type": TEST_WEBHOOK_EVENT_TYPE,
+            "created": int(time.time()),
+            "livemode": False,
+            "data": {"object": {"object": "paydesk_test", "description": TEST_WEBHOOK_DESCRIPTION}},
+        }
+    )
+    verifier = StripeSignatureVerifier(secrets)
+    return {"Content-Type": "application/json", verifier.header_name: verifier.sign(body)}, body
 
 
 def parse(provider: StripeProvider, event: InboundWebhook) -> list[WebhookEffect]:

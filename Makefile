@@ -40,6 +40,10 @@ export PYTHONPATH := $(CURDIR):$(CURDIR)/example$(if $(PYTHONPATH),:$(PYTHONPATH
 
 banner = @printf '\n== [%s] %s ==\n' '$(1)' '$(2)'
 
+# Screenshots the browser tests (tests/browser) take; gitignored, overwritten by each run.
+SCREENSHOTS := $(CURDIR)/test-artifacts/screenshots
+screenshots_note = @printf '\n== browser test screenshots: %s ==\n' '$(SCREENSHOTS)'
+
 # $(call migrations_check,VENV) -- an in-memory SQLite database, so no stray file is left.
 migrations_check = DATABASE_URL='sqlite://:memory:' $(1)/bin/python -m django makemigrations \
 	--check --dry-run --settings=tests.settings
@@ -52,7 +56,7 @@ pytest_postgres = scripts/with-postgres $(call pytest_cmd,$(1))
 pytest_sqlite = env -u DATABASE_URL $(call pytest_cmd,$(1)) -m 'not postgres'
 
 .PHONY: help venv venv-compat lint migrations-check test test-main test-compat test-fast \
-	demo bench clean
+	test-browser demo bench clean
 
 help:
 	@echo 'paydesk make targets:'
@@ -61,6 +65,7 @@ help:
 	@echo '  make test-main         CI gate for Python 3.12 + Django 6.1 only (lint, migrations, pytest)'
 	@echo '  make test-compat       CI gate for Python 3.11 + Django 5.2 only (migrations, pytest)'
 	@echo '  make test-fast         pytest on SQLite with the main virtualenv (quick developer loop)'
+	@echo '  make test-browser      only the browser tests (tests/browser, Chromium), SQLite, main venv'
 	@echo '  make lint              ruff check, ruff format --check, mypy'
 	@echo '  make migrations-check  fail if models changed without a migration'
 	@echo '  make bench             run bench/*.py against a throwaway PostgreSQL'
@@ -96,9 +101,15 @@ migrations-check: venv
 test-fast: venv
 	$(call pytest_sqlite,$(VENV))
 
+# The browser tests alone (they are also part of every pytest run above), for UI work.
+test-browser: venv
+	$(call pytest_sqlite,$(VENV)) tests/browser
+	$(screenshots_note)
+
 # --- the CI gate --------------------------------------------------------------------------
 
 test: test-main test-compat
+	$(screenshots_note)
 	@printf '\n== all checks passed: [%s] and [%s] ==\n' '$(MAIN_LABEL)' '$(COMPAT_LABEL)'
 
 test-main: venv
@@ -137,5 +148,5 @@ endif
 
 clean:
 	rm -rf $(VENV) $(VENV_COMPAT) .mypy_cache .ruff_cache .pytest_cache .hypothesis \
-		build dist src/*.egg-info paydesk-tests*.sqlite3
+		build dist src/*.egg-info paydesk-tests*.sqlite3 test-artifacts
 	find . -path ./.git -prune -o -type d -name __pycache__ -prune -exec rm -rf {} +

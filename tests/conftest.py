@@ -9,6 +9,8 @@ import pytest
 from paydesk.providers.registry import providers
 from paydesk.testing import MockPaymentProvider, SignalRecorder, mock_provider
 
+_STARTED = pytest.StashKey[float]()
+
 
 @pytest.fixture(autouse=True)
 def _fresh_cache() -> None:
@@ -64,3 +66,22 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
                 f"this run uses {connection.vendor}. Deselect with -m 'not postgres'.",
                 pytrace=False,
             )
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    import time
+
+    session.config.stash[_STARTED] = time.time()
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    # Where this run's browser screenshots are (tests/browser/helpers.py); also after a failure.
+    from tests.browser.helpers import artifacts_dir
+
+    folder = artifacts_dir() / "screenshots"
+    started = terminalreporter.config.stash.get(_STARTED, None)
+    if started is None or not folder.is_dir():
+        return
+    taken = [p for p in folder.glob("*.png") if p.stat().st_mtime >= started]
+    if taken:
+        terminalreporter.write_sep("-", f"{len(taken)} browser screenshots in {folder}")

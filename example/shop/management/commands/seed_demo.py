@@ -140,8 +140,10 @@ class Command(BaseCommand):
             )
         )
         self.stdout.write("")
-        self.stdout.write(f"Shop:     {base_url}{reverse('shop:product-list')}")
-        self.stdout.write(f"Bookings: {base_url}{reverse('bookings:event-list')}")
+        self.stdout.write(f"Home:      {base_url}{reverse('home')}")
+        self.stdout.write(f"Dashboard: {base_url}/dashboard/ (as staff)")
+        self.stdout.write(f"Shop:      {base_url}{reverse('shop:product-list')}")
+        self.stdout.write(f"Bookings:  {base_url}{reverse('bookings:event-list')}")
         self.stdout.write(
             "Started-event booking (sign in as customer or staff; its refund is refused): "
             f"{base_url}{reverse('bookings:booking-detail', args=[booking.public_id])}"

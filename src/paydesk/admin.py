@@ -36,6 +36,7 @@ from .models import (
     SandboxCharge,
     TransactionLog,
 )
+from .providers.bank_transfer.views import receipt_response
 from .rates import RateQuote, RatesSourceError
 from .services import eft
 
@@ -302,16 +303,9 @@ class BankTransferAdmin(admin.ModelAdmin):
     def receipt_view(self, request: HttpRequest, object_id: str) -> FileResponse:
         """The receipt file, to staff who may view the transfer; never run by the browser."""
         obj = self.get_object(request, unquote(object_id))
-        if obj is None or not obj.receipt or not self.has_view_permission(request, obj):
+        if obj is None or not self.has_view_permission(request, obj):
             raise Http404("No receipt.")
-        response = FileResponse(
-            obj.receipt.open("rb"),
-            content_type=obj.receipt_content_type or "application/octet-stream",
-            filename=obj.receipt.name.rsplit("/", 1)[-1],
-        )
-        response["Content-Security-Policy"] = "sandbox"
-        response["X-Content-Type-Options"] = "nosniff"
-        return response
+        return receipt_response(obj)
 
     @admin.display(description=_("Receipt"))
     def receipt_link(self, obj: BankTransfer) -> str:

@@ -19,7 +19,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib.auth.views import redirect_to_login
-from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
+from django.http import FileResponse, Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import render
 from django.urls import reverse
 from django.views.decorators.cache import never_cache
@@ -64,6 +64,24 @@ def _may_act_as_customer(request: HttpRequest, payment: Any) -> bool | None:
     if user.pk == payment.user_id:
         return True
     return bool(user.is_staff and user.has_perm("paydesk.change_banktransfer"))
+
+
+def receipt_response(transfer: Any) -> FileResponse:
+    """A transfer's receipt file as a download that the browser never runs or sniffs.
+
+    For staff views (the admin, the dashboard) that have already checked who may see it;
+    ``Http404`` when the transfer has no receipt.
+    """
+    if not transfer.receipt:
+        raise Http404("No receipt.")
+    response = FileResponse(
+        transfer.receipt.open("rb"),
+        content_type=transfer.receipt_content_type or "application/octet-stream",
+        filename=transfer.receipt.name.rsplit("/", 1)[-1],
+    )
+    response["Content-Security-Policy"] = "sandbox"
+    response["X-Content-Type-Options"] = "nosniff"
+    return response
 
 
 @never_cache

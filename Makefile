@@ -56,7 +56,7 @@ pytest_postgres = scripts/with-postgres $(call pytest_cmd,$(1))
 pytest_sqlite = env -u DATABASE_URL $(call pytest_cmd,$(1)) -m 'not postgres'
 
 .PHONY: help venv venv-compat lint migrations-check test test-main test-compat test-fast \
-	test-browser demo bench clean
+	test-browser demo bench screenshots clean
 
 help:
 	@echo 'paydesk make targets:'
@@ -65,6 +65,7 @@ help:
 	@echo '  make test-main         CI gate for Python 3.12 + Django 6.1 only (lint, migrations, pytest)'
 	@echo '  make test-compat       CI gate for Python 3.11 + Django 5.2 only (migrations, pytest)'
 	@echo '  make test-fast         pytest on SQLite with the main virtualenv (quick developer loop)'
+	@echo '  make screenshots       retake docs/images/dashboard-*.png from the seeded demo (Chromium)'
 	@echo '  make test-browser      only the browser tests (tests/browser, Chromium), SQLite, main venv'
 	@echo '  make lint              ruff check, ruff format --check, mypy'
 	@echo '  make migrations-check  fail if models changed without a migration'
@@ -100,6 +101,10 @@ migrations-check: venv
 
 test-fast: venv
 	$(call pytest_sqlite,$(VENV))
+
+# The dashboard pictures in README.md and docs/dashboard.md, from a freshly seeded demo.
+screenshots: venv
+	$(VENV)/bin/python scripts/screenshots
 
 # The browser tests alone (they are also part of every pytest run above), for UI work.
 test-browser: venv

@@ -411,10 +411,60 @@ def test_env_default_is_used_when_the_variable_is_unset(monkeypatch):
 )
 def test_a_misconfigured_dashboard_is_a_system_check_error(dashboard, fragment):
     with override_settings(PAYDESK={"DASHBOARD": dashboard}):
-        errors = [m for m in checks.run_checks() if m.id == "paydesk.E012"]
+        errors = [m for m in paydesk_checks() if m.id == "paydesk.E012"]
     assert len(errors) == 1
     assert fragment in errors[0].msg
 
 
 def test_the_default_dashboard_settings_pass_the_checks():
-    assert not [m for m in checks.run_checks() if m.id == "paydesk.E012"]
+    assert not [m for m in paydesk_checks() if m.id == "paydesk.E012"]
+
+
+# -- paydesk.E013-E015: settings whose loaders refuse them ------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("paydesk", "check_id", "fragment"),
+    [
+        ({"FRAUD": {"RULES": [{"RULE": "no.such.rule"}]}}, "paydesk.E013", "neither a built-in"),
+        ({"FRAUD": {"RULES": [{"OPTIONS": {}}]}}, "paydesk.E013", "RULES"),
+        (
+            {"FRAUD": {"REVIEW_THRESHOLD": 200, "BLOCK_THRESHOLD": 100}},
+            "paydesk.E013",
+            "REVIEW_THRESHOLD <= BLOCK_THRESHOLD",
+        ),
+        ({"FRAUD": {"REVIEW_THRESHOLD": "many"}}, "paydesk.E013", "whole numbers"),
+        (
+            {"AUTO_REFUNDS": {"RULES": [{"RULE": "no.such.rule"}]}},
+            "paydesk.E014",
+            "cannot be imported",
+        ),
+        ({"AUTO_REFUNDS": {"RULES": [42]}}, "paydesk.E014", '"RULE"'),
+        ({"RATES": {"SOURCE": "no.such.Source"}}, "paydesk.E015", "cannot be imported"),
+        ({"RATES": {"SOURCE": "paydesk.money.Money"}}, "paydesk.E015", "not a paydesk.rates"),
+        ({"RATES": {"ROUNDING": "ROUND_NEAREST"}}, "paydesk.E015", "rounding mode"),
+        ({"RATES": {"MAX_AGE_DAYS": -1}}, "paydesk.E015", "MAX_AGE_DAYS"),
+        ({"RATES": {"CROSS_VIA": "EURO"}}, "paydesk.E015", "CROSS_VIA"),
+    ],
+)
+def test_a_setting_its_loader_refuses_is_a_system_check_error(paydesk, check_id, fragment):
+    with override_settings(PAYDESK=paydesk):
+        found = [m for m in paydesk_checks() if m.id == check_id]
+    assert len(found) == 1, [m.msg for m in paydesk_checks()]
+    assert fragment in found[0].msg
+    assert found[0].hint
+
+
+def test_valid_fraud_auto_refund_and_rates_settings_pass():
+    paydesk = {
+        "FRAUD": {
+            "RULES": [{"RULE": "amount_limit", "OPTIONS": {"limits": {"USD": "500.00"}}}],
+            "REVIEW_THRESHOLD": 40,
+            "BLOCK_THRESHOLD": 90,
+        },
+        "AUTO_REFUNDS": {"RULES": ["duplicate_reference"]},
+        "RATES": {"SOURCE": "paydesk.rates.ManualRatesSource", "CROSS_VIA": "usd"},
+    }
+    with override_settings(PAYDESK=paydesk):
+        ids = {m.id for m in paydesk_checks()}
+    assert not ids & {"paydesk.E013", "paydesk.E014", "paydesk.E015"}

@@ -21,6 +21,10 @@ paydesk.E011   Error      a provider alias is a reserved webhook path segment
                           (``providers``, ``health``, ``stats``)
 paydesk.E012   Error      ``PAYDESK["DASHBOARD"]`` has an unknown key, or ``POLL_SECONDS`` /
                           ``PAGE_SIZE`` is not a whole number in range
+paydesk.E013   Error      ``PAYDESK["FRAUD"]``: a rule cannot be loaded, or the thresholds are wrong
+paydesk.E014   Error      ``PAYDESK["AUTO_REFUNDS"]``: a rule cannot be loaded
+paydesk.E015   Error      ``PAYDESK["RATES"]``: the source, rounding, maximum age or cross
+                          currency is invalid
 paydesk.W001   Warning    a provider is missing credentials (it stays configured but unusable)
 paydesk.W002   Warning    a provider's webhook secret is missing
 paydesk.W003   Warning    the sandbox provider is configured while ``DEBUG`` is False
@@ -202,6 +206,53 @@ def _settings_messages() -> list[checks.CheckMessage]:
             )
         )
     out.extend(_dashboard_messages())
+    out.extend(_loader_messages())
+    return out
+
+
+def _fraud_config() -> None:
+    from .fraud.pipeline import load_rules, thresholds
+
+    load_rules()
+    thresholds()
+
+
+def _auto_refund_config() -> None:
+    from .services.autorefunds import load_rules
+
+    load_rules()
+
+
+def _rates_config() -> None:
+    from .services.rates import check_settings
+
+    check_settings()
+
+
+#: Settings whose own loaders already say exactly what is wrong (ConfigurationError): the
+#: check runs the loader at startup, so the mistake surfaces in ``manage.py check`` instead
+#: of in the first payment screened, refund run or rates update.
+_LOADERS = (
+    ("paydesk.E013", "FRAUD", _fraud_config, "See docs/fraud.md for the rule format."),
+    (
+        "paydesk.E014",
+        "AUTO_REFUNDS",
+        _auto_refund_config,
+        "See docs/fraud.md (automatic refunds) for the rule format.",
+    ),
+    ("paydesk.E015", "RATES", _rates_config, "See docs/rates.md for the settings."),
+)
+
+
+def _loader_messages() -> list[checks.CheckMessage]:
+    out: list[checks.CheckMessage] = []
+    for check_id, key, load, hint in _LOADERS:
+        try:
+            load()
+        except PaydeskError as exc:
+            out.append(
+                checks.Error(f'PAYDESK["{key}"] is invalid: {exc.message}', hint=hint, id=check_id)
+            )
     return out
 
 

@@ -50,6 +50,7 @@ from ..rates import RATE_PLACES, RateQuote, RatesSource, RatesSourceError, get_r
 __all__ = [
     "Conversion",
     "RateNotFound",
+    "check_settings",
     "convert",
     "latest_rate",
     "latest_rates",
@@ -215,6 +216,22 @@ def _max_age() -> int | None:
             f'PAYDESK["RATES"]["MAX_AGE_DAYS"] must be None or a whole number >= 0, not {value!r}.'
         )
     return value
+
+
+def check_settings() -> None:
+    """Raise ``ConfigurationError`` when ``PAYDESK["RATES"]`` cannot work: the source, the
+    rounding mode, the maximum age or the cross currency (system check ``paydesk.E015``)."""
+    get_rates_source()
+    _rounding()
+    _max_age()
+    via = paydesk_settings.RATES.get("CROSS_VIA")
+    if via:
+        try:
+            _code(via)
+        except PaydeskError as exc:
+            raise ConfigurationError(
+                f'PAYDESK["RATES"]["CROSS_VIA"] = {via!r} is not an ISO 4217 currency code.'
+            ) from exc
 
 
 def _latest_rows(

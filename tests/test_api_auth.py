@@ -179,6 +179,36 @@ def test_jwt_bearer_tokens(world: World, settings) -> None:
     assert world.client("owner").get(url("payments/")).status_code == 401
 
 
+def test_drf_token_authentication(world: World, settings) -> None:
+    from rest_framework.authtoken.models import Token
+
+    settings.REST_FRAMEWORK = {
+        **settings.REST_FRAMEWORK,
+        "DEFAULT_AUTHENTICATION_CLASSES": [
+            "rest_framework.authentication.TokenAuthentication",
+        ],
+    }
+    token = Token.objects.create(user=world.owner)
+    client = _client(HTTP_AUTHORIZATION=f"Token {token.key}")
+    assert client.get(url("payments/")).json()["count"] == 5
+    created = client.post(url("payments/"), {"amount": "3.00"}, format="json")
+    assert created.status_code == 201
+    assert created.json()["amount"] == "3.00"
+    # A token user is a plain user: no refunds without staff, no one else's payments.
+    refund = client.post(url("refunds/"), {"payment": world.objects["completed"].pk}, format="json")
+    assert refund.status_code == 403
+    other = _client(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=world.other).key}")
+    assert other.get(url(f"payments/{world.objects['completed'].pk}/")).status_code == 404
+    for header in (f"Token {token.key[:-1]}x", "Token ", f"Token {token.key} extra"):
+        bad = _client(HTTP_AUTHORIZATION=header).get(url("payments/"))
+        assert bad.status_code == 401, header
+        assert error_of(bad)["type"] == "authentication_error"
+    # A deactivated user's token stops working at once.
+    world.owner.is_active = False
+    world.owner.save(update_fields=["is_active"])
+    assert client.get(url("payments/")).status_code == 401
+
+
 def test_jwt_appears_in_the_schema(world: World, settings) -> None:
     settings.REST_FRAMEWORK = {
         **settings.REST_FRAMEWORK,

@@ -2,8 +2,8 @@
 
 This module owns one decision: the order of KICC calls behind each paydesk operation, and
 what paydesk does when KICC's own rules say a payment must be undone. Each operation is a
-generator yielding ``Call`` objects; a sync (``httpx.Client``) and an async
-(``httpx.AsyncClient``) driver run the same generator, and a transport failure is thrown
+generator yielding ``Call`` objects; the shared drivers (``.._http``) run the same generator
+over an ``httpx.Client`` or an ``httpx.AsyncClient``, and a transport failure is thrown
 *into* it, because KICC's approval rules are about exactly that case.
 
 =======================  ======================================================================
@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-import threading
 from collections.abc import Callable, Generator, Mapping
 from decimal import Decimal
 from typing import Any, TypeVar
@@ -62,7 +61,7 @@ from ...types import (
     RefundResult,
     StatusRequest,
 )
-from .._http import PerLoopAsyncClients
+from .._http import HttpTransport
 from ..base import PaymentProvider
 from . import wire
 from .wire import Call, Reply
@@ -110,6 +109,41 @@ def _approval_key(key: str) -> str:
     return key
 
 
+class _Transport(HttpTransport[Call, Reply]):
+    """KICC's side of a call: a JSON ``POST``; no answer at all leaves the outcome unknown.
+
+    The failure is ``ProviderUnavailable``, which the driver throws into the operation: the
+    approval's rules (query the status, cancel what was approved) are about exactly that.
+    """
+
+    def __init__(self, *, alias: str, base_url: str, **clients: Any) -> None:
+        super().__init__(**clients)
+        self.alias = alias
+        self.base_url = base_url
+
+    def build(self, call: Call) -> httpx.Request:
+        return httpx.Request(
+            "POST",
+            self.base_url + call.path,
+            content=wire.dumps(call.body),
+            headers={
+                "Content-Type": "application/json; charset=utf-8",
+                "Accept": "application/json",
+                "User-Agent": "paydesk",
+            },
+        )
+
+    def read(self, call: Call, response: httpx.Response) -> Reply:
+        return Reply.read(response, wire.loads)
+
+    def transport_error(self, call: Call, exc: httpx.HTTPError) -> ProviderUnavailable:
+        return ProviderUnavailable(
+            f"KICC did not answer {call.path} ({type(exc).__name__}); the outcome is unknown.",
+            provider=self.alias,
+            provider_code=type(exc).__name__,
+        )
+
+
 class EasyPayProvider(PaymentProvider):
     """KICC EasyPay: register, KICC's payment window, approval, revise (cancel)."""
 
@@ -151,11 +185,14 @@ class EasyPayProvider(PaymentProvider):
         self.revise_full = str(self._option("REVISE_TYPE_FULL"))
         self.revise_partial = str(self._option("REVISE_TYPE_PARTIAL"))
         self.timeout = float(self._option("TIMEOUT"))
-        self._http_client = http_client or self.options.get("HTTP_CLIENT")
-        self._async_http_client = async_http_client or self.options.get("ASYNC_HTTP_CLIENT")
-        self._owned_async = PerLoopAsyncClients(lambda: httpx.AsyncClient(timeout=self.timeout))
+        self._http = _Transport(
+            alias=alias,
+            base_url=self.base_url,
+            timeout=self.timeout,
+            client=http_client or self.options.get("HTTP_CLIENT"),
+            async_client=async_http_client or self.options.get("ASYNC_HTTP_CLIENT"),
+        )
         self._clock = clock or (lambda: dt.datetime.now(dt.UTC))
-        self._lock = threading.Lock()
 
     def _option(self, name: str) -> Any:
         value = self.options.get(name)
@@ -180,83 +217,14 @@ class EasyPayProvider(PaymentProvider):
 
     # -- transport -----------------------------------------------------------------------
 
-    def _request(self, call: Call) -> httpx.Request:
-        return httpx.Request(
-            "POST",
-            self.base_url + call.path,
-            content=wire.dumps(call.body),
-            headers={
-                "Content-Type": "application/json; charset=utf-8",
-                "Accept": "application/json",
-                "User-Agent": "paydesk",
-            },
-        )
-
-    def _reply(self, response: httpx.Response) -> Reply:
-        try:
-            data = wire.loads(response.content) if response.content else None
-        except ValueError:
-            data = None
-        return Reply(status=response.status_code, data=data, text=response.text[:500])
-
-    def _unavailable(self, call: Call, exc: httpx.HTTPError) -> ProviderUnavailable:
-        return ProviderUnavailable(
-            f"KICC did not answer {call.path} ({type(exc).__name__}); the outcome is unknown.",
-            provider=self.alias,
-            provider_code=type(exc).__name__,
-        )
-
-    def _client(self) -> httpx.Client:
-        if self._http_client is None:
-            with self._lock:
-                if self._http_client is None:
-                    self._http_client = httpx.Client(timeout=self.timeout)
-        return self._http_client
-
     def _async_client(self) -> httpx.AsyncClient:
-        if self._async_http_client is not None:
-            return self._async_http_client  # injected: the caller's to manage
-        return self._owned_async.get()
-
-    def _send(self, call: Call) -> Reply:
-        try:
-            return self._reply(self._client().send(self._request(call)))
-        except httpx.HTTPError as exc:
-            raise self._unavailable(call, exc) from exc
-
-    async def _asend(self, call: Call) -> Reply:
-        try:
-            return self._reply(await self._async_client().send(self._request(call)))
-        except httpx.HTTPError as exc:
-            raise self._unavailable(call, exc) from exc
+        return self._http.async_client
 
     def _run(self, operation: Operation[T]) -> T:
-        reply: Any = None
-        error: ProviderUnavailable | None = None
-        while True:
-            try:
-                call = operation.throw(error) if error is not None else operation.send(reply)
-            except StopIteration as stop:
-                return stop.value
-            reply, error = None, None
-            try:
-                reply = self._send(call)
-            except ProviderUnavailable as exc:
-                error = exc  # thrown into the operation: the approval has rules for it
+        return self._http.run(operation)
 
     async def _arun(self, operation: Operation[T]) -> T:
-        reply: Any = None
-        error: ProviderUnavailable | None = None
-        while True:
-            try:
-                call = operation.throw(error) if error is not None else operation.send(reply)
-            except StopIteration as stop:
-                return stop.value
-            reply, error = None, None
-            try:
-                reply = await self._asend(call)
-            except ProviderUnavailable as exc:
-                error = exc
+        return await self._http.arun(operation)
 
     def _ok(self, reply: Reply, action: str) -> dict[str, Any]:
         """The JSON object KICC answered (whatever its ``resCd``), or the HTTP failure raised."""

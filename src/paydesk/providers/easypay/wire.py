@@ -24,6 +24,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from .._http import JsonReply
+
 __all__ = [
     "KST",
     "PRODUCTION_BASE_URL",
@@ -61,11 +63,8 @@ class Call:
     body: Mapping[str, Any] = field(default_factory=dict)
 
 
-@dataclass(frozen=True, slots=True)
-class Reply:
-    status: int
-    data: Any
-    text: str
+#: KICC's answer to a call, whatever its HTTP status (``data``: the parsed JSON or ``None``).
+Reply = JsonReply
 
 
 def msg_auth_value(secret_key: str, *parts: object) -> str:

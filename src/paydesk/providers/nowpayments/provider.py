@@ -2,8 +2,8 @@
 
 This module owns one decision: which NOWPayments calls stand behind each paydesk operation.
 Each operation is written once as a generator that yields the ``Call`` objects it needs and
-receives their ``Reply``; a sync driver (``httpx.Client``) and an async driver
-(``httpx.AsyncClient``) run the same generator, so the async twins are natively async.
+receives their ``Reply``; the shared drivers (``.._http``) run the same generator over an
+``httpx.Client`` or an ``httpx.AsyncClient``, so the async twins are natively async.
 
 =======================  =====================================================================
 create_payment           ``POST /v1/invoice`` (hosted page; the default) or ``POST /v1/payment``
@@ -69,7 +69,7 @@ from ...types import (
     StatusRequest,
     WebhookEffect,
 )
-from .._http import PerLoopAsyncClients
+from .._http import HttpTransport
 from ..base import (
     TEST_WEBHOOK_DESCRIPTION,
     TEST_WEBHOOK_EVENT_TYPE,
@@ -113,6 +113,45 @@ def _as_bool(value: Any) -> bool:
     return bool(value)
 
 
+class _Transport(HttpTransport[Call, Reply]):
+    """NOWPayments' side of a call: JSON with the ``x-api-key`` header."""
+
+    def __init__(self, *, alias: str, base_url: str, api_key: str, **clients: Any) -> None:
+        super().__init__(**clients)
+        self.alias = alias
+        self.base_url = base_url
+        self.api_key = api_key
+
+    def build(self, call: Call) -> httpx.Request:
+        headers = {"x-api-key": self.api_key, "Accept": "application/json", "User-Agent": "paydesk"}
+        if call.body is not None:
+            headers["Content-Type"] = "application/json"
+        headers.update(call.headers)
+        return httpx.Request(
+            call.method,
+            self.base_url + call.path,
+            params=dict(call.params) or None,
+            content=wire.dumps(call.body) if call.body is not None else None,
+            headers=headers,
+        )
+
+    def read(self, call: Call, response: httpx.Response) -> Reply:
+        return Reply.read(response, wire.loads)
+
+    def transport_error(self, call: Call, exc: httpx.HTTPError) -> ProviderUnavailable:
+        unknown = (
+            " The outcome is unknown: sync the payment before retrying."
+            if call.method == "POST"
+            else ""
+        )
+        return ProviderUnavailable(
+            f"NOWPayments did not answer {call.method} /{call.path} "
+            f"({type(exc).__name__}).{unknown}",
+            provider=self.alias,
+            provider_code=type(exc).__name__,
+        )
+
+
 class NowPaymentsProvider(PaymentProvider):
     """NOWPayments: the customer pays in crypto a price set in the merchant's fiat currency."""
 
@@ -153,9 +192,14 @@ class NowPaymentsProvider(PaymentProvider):
         self.invoice_mode = _as_bool(self._option("MODE_INVOICE"))
         self.pay_currency = str(self._option("PAY_CURRENCY") or "").strip().lower()
         self.timeout = float(self._option("TIMEOUT"))
-        self._http_client = http_client or self.options.get("HTTP_CLIENT")
-        self._async_http_client = async_http_client or self.options.get("ASYNC_HTTP_CLIENT")
-        self._owned_async = PerLoopAsyncClients(lambda: httpx.AsyncClient(timeout=self.timeout))
+        self._http = _Transport(
+            alias=alias,
+            base_url=self.base_url,
+            api_key=str(self.options.get("API_KEY") or ""),
+            timeout=self.timeout,
+            client=http_client or self.options.get("HTTP_CLIENT"),
+            async_client=async_http_client or self.options.get("ASYNC_HTTP_CLIENT"),
+        )
         self._clock = clock or time.time
         self._lock = threading.Lock()
         self._memo: OrderedDict[str, dict[str, Any]] = OrderedDict()
@@ -218,90 +262,14 @@ class NowPaymentsProvider(PaymentProvider):
 
     # -- transport -----------------------------------------------------------------------
 
-    def _headers(self, call: Call) -> dict[str, str]:
-        headers = {
-            "x-api-key": str(self.options.get("API_KEY") or ""),
-            "Accept": "application/json",
-            "User-Agent": "paydesk",
-        }
-        if call.body is not None:
-            headers["Content-Type"] = "application/json"
-        headers.update(call.headers)
-        return headers
-
-    def _request(self, call: Call) -> httpx.Request:
-        content = wire.dumps(call.body) if call.body is not None else None
-        return httpx.Request(
-            call.method,
-            self.base_url + call.path,
-            params=dict(call.params) or None,
-            content=content,
-            headers=self._headers(call),
-        )
-
-    def _reply(self, response: httpx.Response) -> Reply:
-        try:
-            data = wire.loads(response.content) if response.content else None
-        except ValueError:
-            data = None
-        return Reply(status=response.status_code, data=data, text=response.text[:500])
-
-    def _transport_error(self, call: Call, exc: httpx.HTTPError) -> ProviderUnavailable:
-        unknown = (
-            " The outcome is unknown: sync the payment before retrying."
-            if call.method == "POST"
-            else ""
-        )
-        return ProviderUnavailable(
-            f"NOWPayments did not answer {call.method} /{call.path} "
-            f"({type(exc).__name__}).{unknown}",
-            provider=self.alias,
-            provider_code=type(exc).__name__,
-        )
-
-    def _client(self) -> httpx.Client:
-        if self._http_client is None:
-            with self._lock:
-                if self._http_client is None:
-                    self._http_client = httpx.Client(timeout=self.timeout)
-        return self._http_client
-
     def _async_client(self) -> httpx.AsyncClient:
-        if self._async_http_client is not None:
-            return self._async_http_client  # injected: the caller's to manage
-        return self._owned_async.get()
-
-    def _send(self, call: Call) -> Reply:
-        try:
-            response = self._client().send(self._request(call))
-        except httpx.HTTPError as exc:
-            raise self._transport_error(call, exc) from exc
-        return self._reply(response)
-
-    async def _asend(self, call: Call) -> Reply:
-        try:
-            response = await self._async_client().send(self._request(call))
-        except httpx.HTTPError as exc:
-            raise self._transport_error(call, exc) from exc
-        return self._reply(response)
+        return self._http.async_client
 
     def _run(self, operation: Operation[T]) -> T:
-        reply: Any = None
-        while True:
-            try:
-                call = operation.send(reply)
-            except StopIteration as stop:
-                return stop.value
-            reply = self._send(call)
+        return self._http.run(operation)
 
     async def _arun(self, operation: Operation[T]) -> T:
-        reply: Any = None
-        while True:
-            try:
-                call = operation.send(reply)
-            except StopIteration as stop:
-                return stop.value
-            reply = await self._asend(call)
+        return await self._http.arun(operation)
 
     def _error(self, reply: Reply, action: str) -> ProviderError:
         data = reply.data if isinstance(reply.data, dict) else {}
@@ -682,7 +650,7 @@ class NowPaymentsProvider(PaymentProvider):
             return HealthResult(ok=False, detail="; ".join(problems))
         started = time.monotonic()
         try:
-            reply = self._send(Call("GET", "merchant/coins"))
+            reply = self._http.send(Call("GET", "merchant/coins"))
             self._ok(reply, "list the merchant's coins")
         except ProviderError as exc:
             return HealthResult(ok=False, detail=exc.message)

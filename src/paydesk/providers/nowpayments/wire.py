@@ -42,6 +42,7 @@ from typing import Any
 from ...exceptions import MoneyError
 from ...money import Money, is_supported_currency
 from ...types import NextAction, PaymentResult, ProviderFailure, ProviderStatus
+from .._http import JsonReply
 
 __all__ = [
     "AMOUNT_FIELDS",
@@ -109,12 +110,9 @@ class Call:
     headers: Mapping[str, str] = field(default_factory=dict)  # e.g. the JWT for the list
 
 
-@dataclass(frozen=True, slots=True)
-class Reply:
-    status: int
-    data: Any  # parsed JSON (numbers as exact strings), or None
-    text: str
-    request_id: str = ""
+#: NOWPayments' answer to a call, whatever its HTTP status (``data``: the parsed JSON, numbers
+#: as exact strings, or ``None``).
+Reply = JsonReply
 
 
 # -- JSON ---------------------------------------------------------------------------------------

@@ -10,7 +10,9 @@ timeout, a connection error, HTTP 5xx or 429 and an unreadable answer become a r
 
 The adapter's operations are written once, as generators that ``yield`` a ``Call`` and get
 the parsed answer back (or a ``ProviderError`` thrown in); ``run`` drives one with an
-``httpx.Client`` and ``arun`` with an ``httpx.AsyncClient``.
+``httpx.Client`` and ``arun`` with an ``httpx.AsyncClient``. The clients, the sending and
+the driving are the same for every adapter (``.._http.HttpTransport``); what is iyzico's is
+here: the signed request, the reading of an answer, and the words for a lost one.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from urllib.parse import urlencode
 import httpx
 
 from ...exceptions import ProviderError, error_for_code
-from .._http import PerLoopAsyncClients
+from .._http import HttpTransport
 from . import auth
 
 __all__ = ["Call", "Flow", "Transport", "encode_body"]
@@ -53,7 +55,7 @@ def encode_body(payload: Mapping[str, Any] | None) -> bytes:
     return json.dumps(payload if payload is None else dict(payload)).encode("utf-8")
 
 
-class Transport:
+class Transport(HttpTransport[Call, Answer]):
     def __init__(
         self,
         *,
@@ -65,28 +67,13 @@ class Transport:
         client: httpx.Client | None = None,
         async_client: httpx.AsyncClient | None = None,
     ) -> None:
+        super().__init__(timeout=timeout, client=client, async_client=async_client)
         self.alias = alias
         self.api_key = api_key
         self.secret_key = secret_key
         self.base_url = base_url.rstrip("/")
-        self.timeout = timeout
-        self._client = client
-        self._async_client = async_client  # injected: the caller's to manage
-        self._owned_async = PerLoopAsyncClients(lambda: httpx.AsyncClient(timeout=self.timeout))
 
     # -- building -------------------------------------------------------------------------
-
-    @property
-    def client(self) -> httpx.Client:
-        if self._client is None:
-            self._client = httpx.Client(timeout=self.timeout)
-        return self._client
-
-    @property
-    def async_client(self) -> httpx.AsyncClient:
-        if self._async_client is not None:
-            return self._async_client
-        return self._owned_async.get()
 
     def build(self, call: Call, *, random: str | None = None) -> httpx.Request:
         body = auth.EMPTY_BODY if call.payload is None else encode_body(call.payload)
@@ -117,6 +104,11 @@ class Transport:
             retryable=True,
         )
 
+    def transport_error(self, call: Call, exc: httpx.HTTPError) -> ProviderError:
+        if isinstance(exc, httpx.TimeoutException):
+            return self._unavailable(call, f"no answer within {self.timeout:g} s")
+        return self._unavailable(call, f"{type(exc).__name__}: {exc}")
+
     def read(self, call: Call, response: httpx.Response) -> Answer:
         status = response.status_code
         if status in (401, 403):
@@ -144,54 +136,6 @@ class Transport:
         if not isinstance(data, dict) or "status" not in data:
             raise self._unavailable(call, f"the answer (HTTP {status}) is not an iyzico answer")
         return data
-
-    def send(self, call: Call) -> Answer:
-        request = self.build(call)
-        try:
-            response = self.client.send(request)
-        except httpx.TimeoutException:
-            raise self._unavailable(call, f"no answer within {self.timeout:g} s") from None
-        except httpx.HTTPError as exc:
-            raise self._unavailable(call, f"{type(exc).__name__}: {exc}") from None
-        return self.read(call, response)
-
-    async def asend(self, call: Call) -> Answer:
-        request = self.build(call)
-        try:
-            response = await self.async_client.send(request)
-        except httpx.TimeoutException:
-            raise self._unavailable(call, f"no answer within {self.timeout:g} s") from None
-        except httpx.HTTPError as exc:
-            raise self._unavailable(call, f"{type(exc).__name__}: {exc}") from None
-        return self.read(call, response)
-
-    # -- driving a flow -------------------------------------------------------------------
-
-    def run(self, flow: Flow[T]) -> T:
-        try:
-            call = next(flow)
-            while True:
-                try:
-                    answer = self.send(call)
-                except ProviderError as exc:
-                    call = flow.throw(exc)
-                else:
-                    call = flow.send(answer)
-        except StopIteration as stop:
-            return stop.value
-
-    async def arun(self, flow: Flow[T]) -> T:
-        try:
-            call = next(flow)
-            while True:
-                try:
-                    answer = await self.asend(call)
-                except ProviderError as exc:
-                    call = flow.throw(exc)
-                else:
-                    call = flow.send(answer)
-        except StopIteration as stop:
-            return stop.value
 
     def close(self) -> None:
         if self._client is not None:

@@ -2,9 +2,10 @@
 
 This module owns one decision: the order of PayPal calls behind each paydesk operation, and
 how each call is sent (token, ``PayPal-Request-Id``, retries). Each operation is written once
-as a generator that yields the ``Call`` objects it needs and receives their JSON; a sync
-driver (``httpx.Client``) and an async driver (``httpx.AsyncClient``) execute the same
-generator, so the async twins are natively async without a second copy of the logic.
+as a generator that yields the ``Call`` objects it needs and receives their JSON; the shared
+drivers (``.._http``) execute the same generator over an ``httpx.Client`` or an
+``httpx.AsyncClient``, so the async twins are natively async without a second copy of the
+logic. The retry policy of one request is written once the same way (``_retrying``).
 
 Operations and their calls:
 
@@ -29,7 +30,6 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-import weakref
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Generator, Mapping
 from dataclasses import dataclass
@@ -64,6 +64,7 @@ from ...types import (
     StatusRequest,
     WebhookEffect,
 )
+from .._http import PerLoop, PerLoopAsyncClients, adrive, drive
 from ..base import PaymentProvider
 from . import webhooks, wire
 from .wire import Call
@@ -156,20 +157,16 @@ class PayPalProvider(PaymentProvider):
         self._http_client = http_client or self.options.get("HTTP_CLIENT")
         self._owns_http_client = self._http_client is None
         self._async_http_client = async_http_client or self.options.get("ASYNC_HTTP_CLIENT")
-        self._owned_async: weakref.WeakKeyDictionary[Any, httpx.AsyncClient] = (
-            weakref.WeakKeyDictionary()
-        )
+        self._owned_async = PerLoopAsyncClients(lambda: httpx.AsyncClient(timeout=self._timeout()))
         self._cert_fetcher = cert_fetcher or self.options.get("WEBHOOK_CERT_FETCHER")
         self._clock = clock or time.monotonic
         self.wall_clock = wall_clock or time.time
         self._sleep = sleep or time.sleep
         self._async_sleep = async_sleep or asyncio.sleep
         self._token: _Token | None = None
-        self._lock = threading.Lock()  # guards lazy clients, the verifier and the async locks
+        self._lock = threading.Lock()  # guards the lazy sync client and the verifier
         self._token_lock = threading.Lock()
-        self._async_locks: weakref.WeakKeyDictionary[Any, asyncio.Lock] = (
-            weakref.WeakKeyDictionary()
-        )
+        self._async_token_locks = PerLoop(asyncio.Lock)  # an asyncio.Lock is bound to its loop
         self._verifier: Any = None
         self._unsettled: OrderedDict[str, dict[str, Any]] = OrderedDict()
         #: Token requests this instance made (for health pages and tests).
@@ -266,13 +263,7 @@ class PayPalProvider(PaymentProvider):
         """The injected ``httpx.AsyncClient``, or one per running event loop."""
         if self._async_http_client is not None:
             return self._async_http_client
-        loop = asyncio.get_running_loop()
-        with self._lock:
-            client = self._owned_async.get(loop)
-            if client is None:
-                client = httpx.AsyncClient(timeout=self._timeout())
-                self._owned_async[loop] = client
-        return client
+        return self._owned_async.get()
 
     def close(self) -> None:
         """Close the sync client if this instance built it (an injected one is yours)."""
@@ -285,9 +276,7 @@ class PayPalProvider(PaymentProvider):
 
     async def aclose(self) -> None:
         """Close the async client this instance built for the running event loop."""
-        loop = asyncio.get_running_loop()
-        with self._lock:
-            client = self._owned_async.pop(loop, None)
+        client = self._owned_async.pop()
         if client is not None:
             await client.aclose()
 
@@ -352,21 +341,12 @@ class PayPalProvider(PaymentProvider):
             )
             return self._store_token(response).value
 
-    def _async_token_lock(self) -> asyncio.Lock:
-        loop = asyncio.get_running_loop()
-        with self._lock:
-            lock = self._async_locks.get(loop)
-            if lock is None:
-                lock = asyncio.Lock()
-                self._async_locks[loop] = lock
-        return lock
-
     async def access_token_async(self, *, stale: str | None = None) -> str:
         token = self._token
         if self._valid(token, stale):
             assert token is not None
             return token.value
-        async with self._async_token_lock():
+        async with self._async_token_locks.get():
             token = self._token
             if self._valid(token, stale):
                 assert token is not None
@@ -403,13 +383,18 @@ class PayPalProvider(PaymentProvider):
             )
         return error
 
-    def _with_retries(self, send: Callable[[], httpx.Response], *, what: str) -> httpx.Response:
+    def _retrying(self, what: str) -> Generator[float | None, Any, httpx.Response]:
+        """PayPal's retry policy for one request, written once for both clients.
+
+        Yields ``None`` for "send the request now" (and receives the response, or has the
+        httpx error thrown in) and a number of seconds for "wait this long first".
+        """
         retries = int(self._number("MAX_RETRIES"))
         attempt = 0
         while True:
             response: httpx.Response | None = None
             try:
-                response = send()
+                response = yield None
             except httpx.HTTPError as exc:
                 error: ProviderError | None = wire.transport_error(
                     exc, provider=self.alias, what=what
@@ -422,30 +407,24 @@ class PayPalProvider(PaymentProvider):
             if not error.retryable or attempt >= retries:
                 raise error
             attempt += 1
-            self._sleep(self._delay(attempt, response))
+            yield self._delay(attempt, response)
+
+    def _with_retries(self, send: Callable[[], httpx.Response], *, what: str) -> httpx.Response:
+        def step(wait: float | None) -> httpx.Response | None:
+            return send() if wait is None else self._sleep(wait)
+
+        return drive(self._retrying(what), step, throws=httpx.HTTPError)
 
     async def _with_retries_async(
         self, send: Callable[[], Awaitable[httpx.Response]], *, what: str
     ) -> httpx.Response:
-        retries = int(self._number("MAX_RETRIES"))
-        attempt = 0
-        while True:
-            response: httpx.Response | None = None
-            try:
-                response = await send()
-            except httpx.HTTPError as exc:
-                error: ProviderError | None = wire.transport_error(
-                    exc, provider=self.alias, what=what
-                )
-            else:
-                error = self._check(response, what)
-                if error is None or (response.status_code == 401 and what != "token request"):
-                    return response
-            assert error is not None
-            if not error.retryable or attempt >= retries:
-                raise error
-            attempt += 1
-            await self._async_sleep(self._delay(attempt, response))
+        async def step(wait: float | None) -> httpx.Response | None:
+            if wait is None:
+                return await send()
+            await self._async_sleep(wait)
+            return None
+
+        return await adrive(self._retrying(what), step, throws=httpx.HTTPError)
 
     def _request_kwargs(self, call: Call, token: str) -> dict[str, Any]:
         headers = {
@@ -512,30 +491,10 @@ class PayPalProvider(PaymentProvider):
 
     def run(self, operation: Operation[T]) -> T:
         """Drive ``operation`` with the sync client (errors are thrown into it)."""
-        try:
-            call = next(operation)
-            while True:
-                try:
-                    reply = self.send(call)
-                except ProviderError as exc:
-                    call = operation.throw(exc)
-                else:
-                    call = operation.send(reply)
-        except StopIteration as stop:
-            return stop.value
+        return drive(operation, self.send)
 
     async def run_async(self, operation: Operation[T]) -> T:
-        try:
-            call = next(operation)
-            while True:
-                try:
-                    reply = await self.send_async(call)
-                except ProviderError as exc:
-                    call = operation.throw(exc)
-                else:
-                    call = operation.send(reply)
-        except StopIteration as stop:
-            return stop.value
+        return await adrive(operation, self.send_async)
 
     # -- operations, written once --------------------------------------------------------
 

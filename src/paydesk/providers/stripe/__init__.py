@@ -63,6 +63,7 @@ from ...types import (
     StatusRequest,
     WebhookEffect,
 )
+from .._http import adrive, drive
 from ..base import PaymentProvider
 from . import mapping, webhooks
 
@@ -248,40 +249,27 @@ class StripeProvider(PaymentProvider):
             kwargs["options"] = options
         return kwargs
 
+    def _call(self, call: _Call) -> Any:
+        return _plain(self._method(call)(*call.args, **self._kwargs(call)))
+
+    async def _acall(self, call: _Call) -> Any:
+        return _plain(await self._method(call, "_async")(*call.args, **self._kwargs(call)))
+
     def _run(self, operation: Operation[T]) -> T:
+        # The SDK's error is thrown into the operation (a decline is an answer there); one it
+        # lets through becomes paydesk's.
         stripe = _sdk()
-        answer: Any = None
-        failure: BaseException | None = None
-        while True:
-            try:
-                call = operation.send(answer) if failure is None else operation.throw(failure)
-            except StopIteration as done:
-                return done.value
-            except stripe.StripeError as exc:
-                raise mapping.provider_error(exc, alias=self.alias) from exc
-            answer, failure = None, None
-            try:
-                answer = _plain(self._method(call)(*call.args, **self._kwargs(call)))
-            except stripe.StripeError as exc:
-                failure = exc
+        try:
+            return drive(operation, self._call, throws=stripe.StripeError)
+        except stripe.StripeError as exc:
+            raise mapping.provider_error(exc, alias=self.alias) from exc
 
     async def _arun(self, operation: Operation[T]) -> T:
         stripe = _sdk()
-        answer: Any = None
-        failure: BaseException | None = None
-        while True:
-            try:
-                call = operation.send(answer) if failure is None else operation.throw(failure)
-            except StopIteration as done:
-                return done.value
-            except stripe.StripeError as exc:
-                raise mapping.provider_error(exc, alias=self.alias) from exc
-            answer, failure = None, None
-            try:
-                method = self._method(call, "_async")
-                answer = _plain(await method(*call.args, **self._kwargs(call)))
-            except stripe.StripeError as exc:
-                failure = exc
+        try:
+            return await adrive(operation, self._acall, throws=stripe.StripeError)
+        except stripe.StripeError as exc:
+            raise mapping.provider_error(exc, alias=self.alias) from exc
 
     def _declined(self, exc: Any) -> PaymentResult:
         """A card error on create/confirm as a FAILED result (or the intent's own state)."""

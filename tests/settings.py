@@ -41,6 +41,9 @@ INSTALLED_APPS = [
     "django.contrib.contenttypes",
     "django.contrib.sessions",
     "django.contrib.messages",
+    # As in the demo: the browser tests' live server serves the dashboard's and the admin's
+    # CSS and JavaScript through staticfiles' finders (without it, every asset is a 500).
+    "django.contrib.staticfiles",
     "rest_framework",
     # DRF's own Token authentication, as a host project may use it (tests/test_api_auth.py).
     "rest_framework.authtoken",

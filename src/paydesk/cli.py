@@ -34,7 +34,7 @@ import sys
 import tempfile
 import time
 import types
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
@@ -661,65 +661,28 @@ def test_payment(
 # -- sign-webhook -----------------------------------------------------------------------------
 
 
-def _signers() -> dict[str, Callable[[Any, bytes, int | None], dict[str, str]]]:
-    """Backend class name -> how to sign a body as that provider would."""
+def _sign(provider: Any, body: bytes, timestamp: int | None) -> dict[str, str]:
+    """The provider's own signature (``PaymentProvider.sign_webhook``, which the dashboard's
+    test deliveries use too); a refusal in the CLI's words, naming what to set."""
+    from .exceptions import NotSupported
 
-    def sandbox(provider: Any, body: bytes, timestamp: int | None) -> dict[str, str]:
-        from .providers.sandbox import webhooks
-
-        signature = webhooks.verifier(provider).sign(body, timestamp=timestamp)
-        return {provider.webhook_signature_header: signature}
-
-    def stripe(provider: Any, body: bytes, timestamp: int | None) -> dict[str, str]:
-        from .providers.stripe.webhooks import webhook_secrets
-        from .security.signatures import StripeSignatureVerifier
-
-        secrets = webhook_secrets(provider.options)
-        if not secrets:
+    try:
+        headers: dict[str, str] = provider.sign_webhook(body, timestamp=timestamp)
+    except NotSupported:
+        option = provider.webhook_secret_option
+        if option:  # it could sign, with a secret it has not got
             raise CliError(
-                f"Stripe provider {provider.alias!r} has no WEBHOOK_SECRET to sign with."
+                f"{provider.display_name} provider {provider.alias!r} has no {option} to sign with."
+            ) from None
+        if type(provider).__name__ == "PayPalProvider":
+            why = (
+                "PayPal signs with the private key of its own certificate, which nobody else "
+                "has; send a test event from PayPal's developer dashboard (Webhooks simulator)"
             )
-        verifier = StripeSignatureVerifier(secrets)
-        return {verifier.header_name: verifier.sign(body, timestamp=timestamp)}
-
-    def nowpayments(provider: Any, body: bytes, timestamp: int | None) -> dict[str, str]:
-        from .security.signatures import NowPaymentsVerifier
-
-        secret = provider.options.get("IPN_SECRETS") or provider.options.get("IPN_SECRET")
-        if not secret:
-            raise CliError(f"NOWPayments provider {provider.alias!r} has no IPN_SECRET.")
-        verifier = NowPaymentsVerifier(secret)
-        return {verifier.header: verifier.sign(body)}
-
-    def iyzico(provider: Any, body: bytes, timestamp: int | None) -> dict[str, str]:
-        from .security.signatures import IyzicoWebhookVerifier
-
-        if not provider.secret_key:
-            raise CliError(f"iyzico provider {provider.alias!r} has no SECRET_KEY.")
-        verifier = IyzicoWebhookVerifier(provider.secret_key)
-        return {verifier.header: verifier.sign(body)}
-
-    return {
-        "SandboxProvider": sandbox,
-        "StripeProvider": stripe,
-        "NowPaymentsProvider": nowpayments,
-        "IyzicoProvider": iyzico,
-    }
-
-
-def _signer_for(provider: Any) -> Callable[[Any, bytes, int | None], dict[str, str]]:
-    signers = _signers()
-    for cls in type(provider).__mro__:
-        if cls.__name__ in signers:
-            return signers[cls.__name__]
-    if type(provider).__name__ == "PayPalProvider":
-        why = (
-            "PayPal signs with the private key of its own certificate, which nobody else has; "
-            "send a test event from PayPal's developer dashboard (Webhooks simulator)"
-        )
-    else:
-        why = f"{type(provider).__name__} has no webhook signature paydesk can produce"
-    raise CliError(f"Cannot sign webhooks for {provider.alias!r}: {why}.")
+        else:
+            why = f"{type(provider).__name__} has no webhook signature paydesk can produce"
+        raise CliError(f"Cannot sign webhooks for {provider.alias!r}: {why}.") from None
+    return headers
 
 
 def _webhook_url(alias: str) -> str:
@@ -780,9 +743,8 @@ def sign_webhook(
 
     provider = _provider(alias)
     body = _read_body(file)
-    sign = _signer_for(provider)
     try:
-        headers = {"Content-Type": "application/json", **sign(provider, body, timestamp)}
+        headers = _sign(provider, body, timestamp)
         provider.verify_webhook(body, headers)
     except PaydeskError as exc:
         raise CliError(f"The signed delivery does not verify: {exc.message}") from exc

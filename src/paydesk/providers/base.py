@@ -99,6 +99,9 @@ class PaymentProvider:
     currency_rules: ClassVar[MinorUnitRules] = ISO_RULES
     webhook_signature_header: ClassVar[str] = ""
     webhook_signature_algorithm: ClassVar[str] = ""
+    #: The option holding the secret ``sign_webhook`` signs with, for a provider whose
+    #: deliveries paydesk can sign itself ("" when only the provider can, e.g. PayPal).
+    webhook_secret_option: ClassVar[str] = ""
     #: Options that must be set (after ``env()`` resolution) for the provider to work.
     required_options: ClassVar[tuple[str, ...]] = ()
     #: Query parameters the return view may pass to ``confirm_payment`` when the customer
@@ -211,7 +214,18 @@ class PaymentProvider:
         """
         return []
 
-    # -- test deliveries (the dashboard's "send test webhook") ----------------------------
+    # -- signed deliveries (the dashboard's "send test webhook", ``paydesk sign-webhook``) --
+
+    def sign_webhook(self, body: bytes, *, timestamp: int | None = None) -> dict[str, str]:
+        """The headers that make ``body`` a delivery ``verify_webhook`` accepts.
+
+        ``Content-Type`` and the signature, made as the provider makes it with the configured
+        secret, at ``timestamp`` (Unix seconds; now by default) where the scheme signs one.
+        This is the one place a provider's signature is produced: ``build_test_webhook`` and
+        the CLI's ``sign-webhook`` both use it. Raise ``NotSupported`` (with
+        ``test_webhook_unavailable()``'s reason) when this provider cannot sign.
+        """
+        raise NotSupported(self.test_webhook_unavailable() or self._unsupported("test").message)
 
     def test_webhook_unavailable(self) -> str:
         """Why paydesk cannot sign a sample delivery as this provider right now ("" if it can).

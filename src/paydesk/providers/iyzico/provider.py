@@ -196,6 +196,7 @@ class IyzicoProvider(PaymentProvider):
     currency_rules = ISO_RULES
     webhook_signature_header = IyzicoWebhookVerifier.header
     webhook_signature_algorithm = "HMAC-SHA256"
+    webhook_secret_option = "SECRET_KEY"
     required_options = ("API_KEY", "SECRET_KEY")
 
     #: Defaults of every option (API_KEY and SECRET_KEY have none).
@@ -1174,9 +1175,6 @@ class IyzicoProvider(PaymentProvider):
     def build_test_webhook(self, *, event_id: str) -> tuple[dict[str, str], bytes]:
         """A direct-API shaped notification of paydesk's test type (not one of
         ``PAYMENT_EVENT_TYPES``, so ``parse_webhook`` ignores it without calling iyzico)."""
-        problem = self.test_webhook_unavailable()
-        if problem:
-            raise NotSupported(problem)
         body = sample_webhook_body(
             {
                 "iyziEventType": TEST_WEBHOOK_EVENT_TYPE,
@@ -1187,8 +1185,15 @@ class IyzicoProvider(PaymentProvider):
                 "description": TEST_WEBHOOK_DESCRIPTION,
             }
         )
+        return self.sign_webhook(body), body
+
+    def sign_webhook(self, body: bytes, *, timestamp: int | None = None) -> dict[str, str]:
+        """``X-Iyz-Signature-V3`` over ``body`` (the scheme signs no timestamp)."""
+        problem = self.test_webhook_unavailable()
+        if problem:
+            raise NotSupported(problem)
         verifier = IyzicoWebhookVerifier(self.secret_key)
-        return {"Content-Type": "application/json", verifier.header: verifier.sign(body)}, body
+        return {"Content-Type": "application/json", verifier.header: verifier.sign(body)}
 
     def parse_webhook(self, event: InboundWebhook) -> list[WebhookEffect]:
         payload = event.payload

@@ -161,6 +161,7 @@ class NowPaymentsProvider(PaymentProvider):
     capabilities = frozenset({Capability.WEBHOOKS, Capability.SYNC, Capability.HOSTED_CHECKOUT})
     webhook_signature_header = "x-nowpayments-sig"
     webhook_signature_algorithm = "HMAC-SHA512 (sorted JSON)"
+    webhook_secret_option = "IPN_SECRET"
     required_options = ("API_KEY",)
     default_webhook_ip_allowlist = wire.NOTIFIER_IPS
     refund_instructions = (
@@ -700,9 +701,6 @@ class NowPaymentsProvider(PaymentProvider):
     def build_test_webhook(self, *, event_id: str) -> tuple[dict[str, str], bytes]:
         """An IPN that names no payment (``status`` is paydesk's test type): stored as
         ``other.paydesk.test_webhook`` and ignored, like a payout IPN."""
-        problem = self.test_webhook_unavailable()
-        if problem:
-            raise NotSupported(problem)
         body = sample_webhook_body(
             {
                 "id": event_id,
@@ -711,8 +709,15 @@ class NowPaymentsProvider(PaymentProvider):
                 "updated_at": dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds"),
             }
         )
+        return self.sign_webhook(body), body
+
+    def sign_webhook(self, body: bytes, *, timestamp: int | None = None) -> dict[str, str]:
+        """``x-nowpayments-sig`` over ``body`` (the scheme signs no timestamp)."""
+        problem = self.test_webhook_unavailable()
+        if problem:
+            raise NotSupported(problem)
         signature = self._verifier().sign(body)
-        return {"Content-Type": "application/json", self.webhook_signature_header: signature}, body
+        return {"Content-Type": "application/json", self.webhook_signature_header: signature}
 
     def parse_webhook(self, event: InboundWebhook) -> list[WebhookEffect]:
         """A payment IPN becomes a ``PaymentEvent``; ``waiting`` (the state paydesk recorded

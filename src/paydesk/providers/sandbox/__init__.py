@@ -122,6 +122,7 @@ class SandboxProvider(PaymentProvider):
     )
     webhook_signature_header = "Paydesk-Sandbox-Signature"
     webhook_signature_algorithm = "HMAC-SHA256"
+    webhook_secret_option = "WEBHOOK_SECRET"
     is_sandbox: ClassVar[bool] = True
 
     # -- webhooks ------------------------------------------------------------------------
@@ -136,6 +137,10 @@ class SandboxProvider(PaymentProvider):
 
     def test_webhook_unavailable(self) -> str:
         return ""  # signed with OPTIONS["WEBHOOK_SECRET"], or the secret derived from SECRET_KEY
+
+    def sign_webhook(self, body: bytes, *, timestamp: int | None = None) -> dict[str, str]:
+        signature = webhooks.verifier(self).sign(body, timestamp=timestamp)
+        return {"Content-Type": "application/json", self.webhook_signature_header: signature}
 
     def build_test_webhook(self, *, event_id: str) -> tuple[dict[str, str], bytes]:
         body, headers = webhooks.signed_delivery(self, webhooks.test_event(event_id))

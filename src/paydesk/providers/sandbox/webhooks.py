@@ -259,11 +259,7 @@ def signed_delivery(
 ) -> tuple[bytes, dict[str, str]]:
     """The body and headers the sandbox sends for ``event`` (also used by tests and tools)."""
     body = json.dumps(event, separators=(",", ":")).encode()
-    header = verifier(provider).sign(body, timestamp=timestamp)
-    return body, {
-        "Content-Type": "application/json",
-        provider.webhook_signature_header: header,
-    }
+    return body, provider.sign_webhook(body, timestamp=timestamp)
 
 
 def emit(provider: SandboxProvider, event_type: str, charge: Any, **extra: Any) -> None:

@@ -133,6 +133,7 @@ class StripeProvider(PaymentProvider):
     currency_rules = STRIPE_RULES
     webhook_signature_header = "Stripe-Signature"
     webhook_signature_algorithm = "HMAC-SHA256"
+    webhook_secret_option = "WEBHOOK_SECRET"
     required_options: ClassVar[tuple[str, ...]] = ("SECRET_KEY",)
 
     def __init__(
@@ -568,6 +569,9 @@ class StripeProvider(PaymentProvider):
             "no webhook signing secret is configured to sign with: set "
             "OPTIONS['WEBHOOK_SECRET'] to the endpoint's whsec_... value from the Dashboard."
         )
+
+    def sign_webhook(self, body: bytes, *, timestamp: int | None = None) -> dict[str, str]:
+        return webhooks.sign(self, body, timestamp)
 
     def build_test_webhook(self, *, event_id: str) -> tuple[dict[str, str], bytes]:
         return webhooks.test_delivery(self, event_id)

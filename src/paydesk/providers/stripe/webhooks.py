@@ -122,12 +122,19 @@ def verify(provider: StripeProvider, body: bytes, headers: Mapping[str, str]) ->
     )
 
 
-def test_delivery(provider: StripeProvider, event_id: str) -> tuple[dict[str, str], bytes]:
-    """A Stripe-shaped event of paydesk's test type, signed as Stripe signs (``parse`` ignores
-    the type, so it changes nothing)."""
+def sign(provider: StripeProvider, body: bytes, timestamp: int | None = None) -> dict[str, str]:
+    """``Stripe-Signature`` for ``body`` as Stripe makes it, with the first configured secret."""
     secrets = webhook_secrets(provider.options)
     if not secrets:
         raise NotSupported(provider.test_webhook_unavailable())
+    verifier = StripeSignatureVerifier(secrets)
+    signature = verifier.sign(body, timestamp=timestamp)
+    return {"Content-Type": "application/json", verifier.header_name: signature}
+
+
+def test_delivery(provider: StripeProvider, event_id: str) -> tuple[dict[str, str], bytes]:
+    """A Stripe-shaped event of paydesk's test type, signed as Stripe signs (``parse`` ignores
+    the type, so it changes nothing)."""
     body = sample_webhook_body(
         {
             "id": event_id,
@@ -138,8 +145,7 @@ def test_delivery(provider: StripeProvider, event_id: str) -> tuple[dict[str, st
             "data": {"object": {"object": "paydesk_test", "description": TEST_WEBHOOK_DESCRIPTION}},
         }
     )
-    verifier = StripeSignatureVerifier(secrets)
-    return {"Content-Type": "application/json", verifier.header_name: verifier.sign(body)}, body
+    return sign(provider, body), body
 
 
 def parse(provider: StripeProvider, event: InboundWebhook) -> list[WebhookEffect]:

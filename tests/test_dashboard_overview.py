@@ -272,3 +272,22 @@ def test_the_money_and_percent_filters():
     assert percent(None) == "—"
     with mock.patch("paydesk.templatetags.paydesk_dashboard.get_language", return_value="tr"):
         assert money(Money("5.00", "TRY")) == "₺5,00"
+
+
+@override_settings(
+    PAYDESK={
+        "PROVIDERS": {
+            "sandbox": {"BACKEND": "paydesk.providers.sandbox.SandboxProvider"},
+            "stripe": {"BACKEND": "paydesk.providers.stripe.StripeProvider", "OPTIONS": {}},
+        }
+    }
+)
+def test_a_provider_without_its_keys_is_not_configured_rather_than_down(staff_client):
+    html = staff_client.get(reverse(OVERVIEW)).content.decode()
+    card = re.search(r'<article class="card" data-provider="stripe">(.*?)</article>', html, re.S)
+    assert card
+    assert "data-not-configured" in card.group(1)
+    assert "unhealthy" not in card.group(1)
+    sandbox = re.search(r'data-provider="sandbox">(.*?)</article>', html, re.S)
+    assert sandbox
+    assert "data-not-configured" not in sandbox.group(1)

@@ -79,6 +79,7 @@ def _provider_cards(start: dt.datetime, end: dt.datetime) -> list[dict[str, Any]
             {
                 "alias": alias,
                 "display_name": _display_name(alias),
+                "configured": _configured(alias),
                 "healthy": result.get("healthy"),
                 "message": result.get("message", ""),
                 "response_time_ms": result.get("response_time_ms"),
@@ -92,6 +93,14 @@ def _provider_cards(start: dt.datetime, end: dt.datetime) -> list[dict[str, Any]
 
 def _ratio(part: int, whole: int) -> Decimal | None:
     return Decimal(part) / whole if whole else None
+
+
+def _configured(alias: str) -> bool:
+    """Whether the provider has the options it needs (a missing key is not an outage)."""
+    try:
+        return bool(providers[alias].is_configured)
+    except ConfigurationError:
+        return False
 
 
 def _display_name(alias: str) -> str:

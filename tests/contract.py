@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import pytest
@@ -30,6 +30,7 @@ from paydesk.exceptions import (
 from paydesk.money import Money
 from paydesk.providers import get_payment_provider
 from paydesk.providers.base import PaymentProvider
+from paydesk.services.reconcile import RefundLister, RefundStatusReader
 from paydesk.types import (
     CancelRequest,
     Capability,
@@ -264,6 +265,47 @@ class ProviderContract:
             assert again.provider_refund_id == result.provider_refund_id
             seen.add(result.provider_refund_id)
         assert len(seen) == len(amounts)
+
+    def test_refund_reads_when_offered(
+        self, provider: PaymentProvider, contract: ContractSetup
+    ) -> None:
+        """A provider with the optional reads (``paydesk.services.reconcile``) finds a refund
+        it made by the request paydesk sent, says ``not_found`` for one it never received,
+        and lists the payment's refunds with paydesk's refund id."""
+        if not isinstance(provider, RefundStatusReader | RefundLister):
+            return
+        request = _request(contract, "reads")
+        created = provider.create_payment(request)
+        refund = RefundRequest(
+            refund_id="re_contract_reads",
+            payment_id=request.payment_id,
+            provider_payment_id=created.provider_payment_id,
+            amount=Money("5.00", contract.currency),
+            idempotency_key="paydesk:re_contract_reads:refund",
+        )
+        made = provider.create_refund(refund)
+        if isinstance(provider, RefundStatusReader):
+            read = provider.get_refund_status(refund)
+            assert read.status == made.status
+            assert read.provider_refund_id == made.provider_refund_id
+            never = replace(
+                refund,
+                refund_id="re_contract_never",
+                idempotency_key="paydesk:re_contract_never:refund",
+            )
+            assert provider.get_refund_status(never).status == "not_found"
+        if isinstance(provider, RefundLister):
+            listed = provider.list_payment_refunds(
+                StatusRequest(
+                    payment_id=request.payment_id,
+                    provider_payment_id=created.provider_payment_id,
+                    idempotency_key=request.idempotency_key,
+                    amount=request.amount,
+                )
+            )
+            assert [(r.provider_refund_id, r.amount, r.refund_id) for r in listed] == [
+                (made.provider_refund_id, refund.amount, refund.refund_id)
+            ]
 
     # -- through the services ------------------------------------------------------------
 

@@ -31,6 +31,7 @@ __all__ = [
     "PaymentRequest",
     "PaymentResult",
     "ProviderFailure",
+    "ProviderRefund",
     "ProviderStatus",
     "RefundEvent",
     "RefundRequest",
@@ -170,6 +171,21 @@ class RefundRequest:
     #: full cancel from a partial one (KICC) decide with them.
     captured: Money | None = None
     already_refunded: Money | None = None
+    #: The provider's id for this refund when paydesk already has it (a refund the provider
+    #: answered ``pending``); empty when its answer never arrived. Read-only status calls
+    #: (``get_refund_status``) look it up directly when set.
+    provider_refund_id: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class ProviderRefund:
+    """One refund of a payment as the provider lists it (``list_payment_refunds``)."""
+
+    provider_refund_id: str
+    amount: Money
+    status: str  # "completed", "pending" or "failed"
+    #: paydesk's refund id, when the provider keeps it (metadata); helps matching.
+    refund_id: str = ""
 
 
 @dataclass(frozen=True, slots=True)

@@ -57,6 +57,7 @@ from ..types import (
     Capability,
     PaymentResult,
     ProviderFailure,
+    ProviderRefund,
     ProviderStatus,
     RefundRequest,
     RefundResult,
@@ -99,24 +100,14 @@ FINAL_STATUSES = ("failed", "cancelled")
 # -- optional provider methods ------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
-class ProviderRefund:
-    """One refund as the provider lists it."""
-
-    provider_refund_id: str
-    amount: Money
-    status: str  # "completed", "pending" or "failed"
-    #: paydesk's refund id, when the provider keeps it (metadata); helps matching.
-    refund_id: str = ""
-
-
 @runtime_checkable
 class RefundStatusReader(Protocol):
     """A provider that can say what became of one refund (read-only).
 
-    ``request`` is the one ``process_refund`` sent (same idempotency key). Answer a
+    ``request`` is the one ``process_refund`` sent (same idempotency key), with
+    ``provider_refund_id`` set when paydesk already has the provider's id. Answer a
     ``RefundResult`` with status ``completed``, ``failed``, ``pending``, or ``not_found``
-    when the provider never received it.
+    when the provider never received it. A call that fails raises a ``ProviderError``.
     """
 
     def get_refund_status(self, request: RefundRequest) -> RefundResult: ...
@@ -124,7 +115,9 @@ class RefundStatusReader(Protocol):
 
 @runtime_checkable
 class RefundLister(Protocol):
-    """A provider that can list every refund of one payment (read-only)."""
+    """A provider that can list every refund of one payment (read-only), each a
+    ``paydesk.types.ProviderRefund``, including refunds made outside paydesk (its dashboard).
+    """
 
     def list_payment_refunds(self, request: StatusRequest) -> Sequence[ProviderRefund]: ...
 
@@ -472,6 +465,7 @@ def _refund_request(refund: Refund, payment: Payment) -> RefundRequest:
         idempotency_key=f"paydesk:{refund.pk}:refund",  # what process_refund sent
         reason=refund.reason,
         captured=Money(payment.captured_amount, payment.currency),
+        provider_refund_id=refund.provider_refund_id,
     )
 
 

@@ -22,11 +22,19 @@ where the customer types a test card; 3-D Secure cards then show a challenge pag
 passed or failed. The remote side's records live in ``SandboxCharge`` (see
 ``paydesk.models.sandbox``), keyed by paydesk's idempotency key, so a repeated call returns
 the first answer and ``sync_payment`` works after a restart.
+
+Reconciliation reads those records too, read-only, as it would ask a real provider:
+``get_refund_status`` finds a refund by the idempotency key paydesk sent (or its refund id),
+so a refund whose answer was lost is found completed and one the sandbox never received is
+``not_found``; ``list_payment_refunds`` lists every refund of a charge, including those made
+with ``refund_in_dashboard`` (the simulated provider dashboard, which sends no webhook).
 """
 
 from __future__ import annotations
 
+import re
 import secrets
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, ClassVar
@@ -46,6 +54,7 @@ from ...types import (
     PaymentRequest,
     PaymentResult,
     ProviderFailure,
+    ProviderRefund,
     ProviderStatus,
     RefundRequest,
     RefundResult,
@@ -101,6 +110,21 @@ def scenario_for_card(number: str) -> Scenario | None:
 
 def _new_id(prefix: str) -> str:
     return f"{prefix}_sb_{secrets.token_hex(10)}"
+
+
+#: The simulated side's refund statuses, in paydesk's words.
+_REFUND_STATUSES = {"succeeded": "completed", "pending": "pending", "failed": "failed"}
+#: The idempotency key ``process_refund`` sends; refunds recorded before the sandbox kept
+#: paydesk's refund id (the demo's seeded history) still name it there.
+_REFUND_KEY = re.compile(r"^paydesk:(?P<refund_id>.+):refund$")
+
+
+def _refund_id_of(key: str, record: Mapping[str, Any]) -> str:
+    """paydesk's refund id for a stored refund record ("" for one made in the dashboard)."""
+    if record.get("refund_id"):
+        return str(record["refund_id"])
+    match = _REFUND_KEY.match(key)
+    return match.group("refund_id") if match else ""
 
 
 class SandboxProvider(PaymentProvider):
@@ -417,6 +441,7 @@ class SandboxProvider(PaymentProvider):
                 "currency": request.amount.currency,
                 "reason": request.reason,
                 "status": "succeeded",
+                "refund_id": request.refund_id,  # as Stripe keeps it in the refund's metadata
             }
             refunds[request.idempotency_key] = record
             charge.refunds = refunds
@@ -424,3 +449,99 @@ class SandboxProvider(PaymentProvider):
             charge.save()
             self._emit("refund.succeeded", charge, refund=record, refund_id=request.refund_id)
             return RefundResult(status="completed", provider_refund_id=record["id"], raw=record)
+
+    # -- read-only refund reads (reconciliation) -------------------------------------------
+
+    def _charge_for(self, *, provider_payment_id: str, idempotency_key: str = "") -> Any:
+        model = self._charge_model()
+        charge = None
+        if provider_payment_id:
+            charge = model.objects.filter(pk=provider_payment_id).first()
+        if charge is None and idempotency_key:
+            charge = model.objects.filter(idempotency_key=idempotency_key).first()
+        return charge
+
+    @staticmethod
+    def _refund_result(record: Mapping[str, Any]) -> RefundResult:
+        status = _REFUND_STATUSES.get(str(record.get("status")), "pending")
+        failure = None
+        if status == "failed":
+            failure = ProviderFailure(
+                code="refund_failed",
+                message="The sandbox could not refund the payment.",
+                provider_code=str(record.get("status")),
+            )
+        return RefundResult(
+            status=status, provider_refund_id=str(record["id"]), failure=failure, raw=dict(record)
+        )
+
+    def get_refund_status(self, request: RefundRequest) -> RefundResult:
+        """What became of the refund ``request`` asked for (``not_found``: never received).
+
+        Looked up by the idempotency key paydesk sent, else by the provider's refund id when
+        paydesk has it; nothing is written.
+        """
+        charge = self._charge_for(provider_payment_id=request.provider_payment_id)
+        if charge is None:
+            return RefundResult(status="not_found")
+        refunds: Mapping[str, Any] = charge.refunds or {}
+        record = refunds.get(request.idempotency_key)
+        if record is None and request.provider_refund_id:
+            record = next(
+                (r for r in refunds.values() if r.get("id") == request.provider_refund_id), None
+            )
+        if record is None:
+            return RefundResult(status="not_found")
+        return self._refund_result(record)
+
+    def list_payment_refunds(self, request: StatusRequest) -> Sequence[ProviderRefund]:
+        """Every refund the simulated side made for the payment, oldest first."""
+        charge = self._charge_for(
+            provider_payment_id=request.provider_payment_id,
+            idempotency_key=request.idempotency_key,
+        )
+        if charge is None:
+            return []
+        return [
+            ProviderRefund(
+                provider_refund_id=str(record["id"]),
+                amount=Money(record["amount"], record["currency"]),
+                status=_REFUND_STATUSES.get(str(record.get("status")), "pending"),
+                refund_id=_refund_id_of(key, record),
+            )
+            for key, record in (charge.refunds or {}).items()
+        ]
+
+    def refund_in_dashboard(
+        self, *, provider_payment_id: str, amount: Money | None = None, reason: str = ""
+    ) -> dict[str, Any]:
+        """The merchant refunds in the simulated provider's dashboard, outside paydesk.
+
+        The refund is made on the sandbox's side only (all that remains of the charge when
+        ``amount`` is ``None``) and no webhook is sent, as if it were lost: paydesk learns of
+        it only from reconciliation's refund list (a ``refund_missing_here`` finding).
+        Returns the refund record.
+        """
+        with transaction.atomic():
+            charge = self._get(provider_payment_id, lock=True)
+            remaining = charge.captured_amount - charge.refunded_amount
+            value = remaining if amount is None else amount.amount
+            if charge.status != "captured" or value <= 0 or value > remaining:
+                raise ProviderRequestError(
+                    f"Sandbox payment {charge.id} has {remaining} {charge.currency} left to "
+                    f"refund; it cannot refund {value}.",
+                    provider=self.alias,
+                    provider_code="charge_already_refunded",
+                )
+            record = {
+                "id": _new_id("re"),
+                "amount": str(value),
+                "currency": charge.currency,
+                "reason": reason,
+                "status": "succeeded",
+                "refund_id": "",
+            }
+            charge.refunds = {**(charge.refunds or {}), f"dashboard:{record['id']}": record}
+            charge.refunded_amount += value
+            charge.save()
+            return record

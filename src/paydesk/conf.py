@@ -82,6 +82,10 @@ DEFAULTS: dict[str, Any] = {
         "RETRY_BASE_DELAY": 30,  # seconds; doubles per attempt
         "RETRY_MAX_DELAY": 6 * 3600,
         "LEASE_SECONDS": 300,  # a processing attempt older than this is presumed dead
+        # Task mode on a backend that can defer tasks: each process enqueues at most one
+        # drain_webhooks_task per this many seconds (the stored pending row is the queue);
+        # 0: one per delivery.
+        "DRAIN_INTERVAL": 0.5,
         "RETENTION_DAYS": 30,  # cleanup_webhooks default
         "UNHEALTHY_BACKLOG": 100,  # /webhooks/health/ answers 503 above this many waiting
         "UNHEALTHY_FAILURE_RATE": 0.5,  # ... or above this share failing in the last hour

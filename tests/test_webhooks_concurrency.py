@@ -317,7 +317,7 @@ def test_receive_stores_once_and_counts_resends_either_way(monkeypatch, upsert):
     from paydesk.services import webhooks as service
 
     if not upsert:  # what databases without INSERT ... ON CONFLICT ... RETURNING get
-        monkeypatch.setattr(service, "_upsert_supported", lambda connection: False)
+        monkeypatch.setattr(service, "_upsert_supported", lambda using: False)
     _, delivery = stored_pending()
     assert delivery.pk is not None
     assert delivery.deliveries == 1

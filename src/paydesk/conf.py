@@ -197,6 +197,9 @@ class PaydeskSettings:
 
     def __init__(self) -> None:
         self._cache: dict[str, Any] | None = None
+        # Merged values of settings that hold no env() marker, until settings change: the
+        # webhook endpoint reads several settings per delivery.
+        self._merged: dict[str, Any] = {}
 
     @property
     def user_settings(self) -> dict[str, Any]:
@@ -211,7 +214,18 @@ class PaydeskSettings:
     def __getattr__(self, name: str) -> Any:
         if name.startswith("_") or name not in DEFAULTS:
             raise AttributeError(f"Unknown paydesk setting {name!r}; see paydesk.conf.DEFAULTS.")
-        value = self.user_settings.get(name, DEFAULTS[name])
+        merged = self._merged.get(name, _MISSING)
+        if merged is not _MISSING:
+            # A copy of a dict, so a caller changing what it got changes nothing shared.
+            return dict(merged) if type(merged) is dict else merged
+        raw = self.user_settings.get(name, DEFAULTS[name])
+        merged = self._merge(name, raw)
+        if not _holds_env(raw):  # env() values are read when used, every time
+            self._merged[name] = merged
+            return dict(merged) if type(merged) is dict else merged
+        return merged
+
+    def _merge(self, name: str, value: Any) -> Any:
         if name != "PROVIDERS":
             # env() markers work for any setting (providers resolve theirs when built).
             value = resolve(value)
@@ -229,6 +243,20 @@ class PaydeskSettings:
 
     def reload(self) -> None:
         self._cache = None
+        self._merged = {}
+
+
+_MISSING = object()
+
+
+def _holds_env(value: Any) -> bool:
+    if isinstance(value, Env):
+        return True
+    if isinstance(value, Mapping):
+        return any(_holds_env(v) for v in value.values())
+    if isinstance(value, list | tuple):
+        return any(_holds_env(v) for v in value)
+    return False
 
 
 paydesk_settings = PaydeskSettings()

@@ -22,7 +22,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from django.apps import apps
-from django.db import IntegrityError, connections, models, router, transaction
+from django.db import IntegrityError, models, router, transaction
 from django.db.models import F, Q
 from django.db.models.signals import post_save, pre_save
 from django.utils import timezone
@@ -42,7 +42,7 @@ from ..types import (
     RefundResult,
     WebhookEffect,
 )
-from . import ledger
+from . import _sql, ledger
 from .refunds import record_refund_result
 
 __all__ = [
@@ -122,7 +122,7 @@ def receive_webhook(
         error_message=inbound.error,
     )
     using = router.db_for_write(model)
-    if _upsert_supported(connections[using]):
+    if _upsert_supported(using):
         return _upsert(delivery, using)
     try:
         with transaction.atomic(using=using):
@@ -139,14 +139,8 @@ def receive_webhook(
 _BULKY = frozenset({"payload", "body", "headers", "signature", "traceback"})
 
 
-def _upsert_supported(connection: Any) -> bool:
-    if connection.vendor == "postgresql":
-        return True
-    if connection.vendor == "sqlite":
-        import sqlite3
-
-        return sqlite3.sqlite_version_info >= (3, 35)  # RETURNING
-    return False
+def _upsert_supported(using: str) -> bool:
+    return _sql.supported(using)
 
 
 def _upsert(delivery: AbstractWebhookEvent, using: str) -> tuple[AbstractWebhookEvent, bool]:
@@ -157,43 +151,18 @@ def _upsert(delivery: AbstractWebhookEvent, using: str) -> tuple[AbstractWebhook
     """
     model = type(delivery)
     meta = model._meta
-    connection = connections[using]
-    qn = connection.ops.quote_name
-    fields = [f for f in meta.concrete_fields if not f.primary_key]
     pre_save.send(sender=model, instance=delivery, raw=False, using=using, update_fields=None)
-    params = [f.get_db_prep_save(f.pre_save(delivery, True), connection) for f in fields]
     returned = [f for f in meta.concrete_fields if f.primary_key or f.name not in _BULKY]
-
-    def column(name: str) -> str:
-        return qn(str(meta.get_field(name).column))  # type: ignore[union-attr]
-
-    def columns(of: list[Any]) -> str:
-        return ", ".join(qn(str(f.column)) for f in of)
-
-    table = qn(meta.db_table)
-    count = column("deliveries")
-    # Only quoted identifiers from the model's own metadata are interpolated; values are params.
-    sql = (
-        f"INSERT INTO {table} ({columns(fields)}) "  # noqa: S608
-        f"VALUES ({', '.join(['%s'] * len(fields))}) "
-        f"ON CONFLICT ({column('provider')}, {column('event_id')}) "
-        f"DO UPDATE SET {count} = {table}.{count} + 1 "
-        f"RETURNING {columns(returned)}"
+    values = _sql.insert_on_conflict(
+        delivery,
+        using=using,
+        unique=("provider", "event_id"),
+        increment="deliveries",
+        returning=returned,
     )
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        row = list(cursor.fetchone())
-    for index, field in enumerate(returned):
-        col = field.get_col(meta.db_table)
-        for converter in connection.ops.get_db_converters(col) + field.get_db_converters(
-            connection
-        ):
-            row[index] = converter(row[index], col, connection)
-    values = dict(zip((f.attname for f in returned), row, strict=True))
+    assert values is not None  # DO UPDATE always returns the row
     if values["deliveries"] == 1:  # inserted: what is in memory is the row
-        delivery.pk = values[meta.pk.attname]
-        delivery._state.adding = False
-        delivery._state.db = using
+        _sql.mark_inserted(delivery, values[meta.pk.attname], using)
         post_save.send(
             sender=model,
             instance=delivery,
@@ -325,20 +294,19 @@ def _run_claimed(claimed: AbstractWebhookEvent) -> AbstractWebhookEvent:
     except Exception as exc:  # stored, retried, surfaced; never lost
         _record_failure(claimed, exc)
         return webhook_model().objects.get(pk=pk)
-    with transaction.atomic():
-        if payment_ids:
-            type(claimed).objects.filter(pk=pk).update(payment_id=payment_ids[0])
-        claimed.mark_success(ignored=not effects)
-        signals.send_on_commit(
-            signals.webhook_received,
-            sender=type(claimed),
-            provider=claimed.provider,
-            event_type=claimed.event_type,
-            result="processed" if effects else "ignored",
-            payload=claimed.payload,
-            delivery=claimed,
-        )
-    return webhook_model().objects.get(pk=pk)
+    # One UPDATE (autocommitted, or part of the caller's transaction): the signal goes out
+    # once it is committed.
+    claimed.mark_success(ignored=not effects, payment_id=payment_ids[0] if payment_ids else None)
+    signals.send_on_commit(
+        signals.webhook_received,
+        sender=type(claimed),
+        provider=claimed.provider,
+        event_type=claimed.event_type,
+        result="processed" if effects else "ignored",
+        payload=claimed.payload,
+        delivery=claimed,
+    )
+    return claimed
 
 
 def _record_failure(delivery: AbstractWebhookEvent, exc: BaseException) -> None:
@@ -358,8 +326,13 @@ def _record_failure(delivery: AbstractWebhookEvent, exc: BaseException) -> None:
             delivery.schedule_retry(retry_delay(delivery.attempts))
 
 
-def _find_payment(alias: str, *, payment_id: str, provider_payment_id: str) -> Payment:
-    candidates = Payment.objects.filter(provider=alias)
+def _find_payment(
+    alias: str, *, payment_id: str, provider_payment_id: str, lock: bool = False
+) -> Payment:
+    """The payment an effect is about; ``lock=True`` locks it (inside a transaction)."""
+    candidates = (Payment.objects.select_for_update() if lock else Payment.objects).filter(
+        provider=alias
+    )
     payment = None
     if payment_id:
         payment = candidates.filter(pk=payment_id).first()
@@ -395,12 +368,13 @@ def _earlier_attempt(payment: Payment, effect: PaymentEvent) -> bool:
 
 def _apply(delivery: AbstractWebhookEvent, effect: WebhookEffect) -> str:
     alias = delivery.provider
-    target = _find_payment(
-        alias, payment_id=effect.payment_id, provider_payment_id=effect.provider_payment_id
-    )
+    find: dict[str, Any] = {
+        "payment_id": effect.payment_id,
+        "provider_payment_id": effect.provider_payment_id,
+    }
     if isinstance(effect, PaymentEvent):
         with transaction.atomic():
-            payment = ledger.locked_payment(target)
+            payment = _find_payment(alias, lock=True, **find)  # read once, locked
             old = payment.status
             _note_delivery(payment, delivery)
             if _earlier_attempt(payment, effect) and effect.result.status not in _MONEY:
@@ -413,11 +387,12 @@ def _apply(delivery: AbstractWebhookEvent, effect: WebhookEffect) -> str:
             ledger.announce(payment, old, result=effect.result)
         return payment.pk
     if isinstance(effect, RefundEvent):
+        target = _find_payment(alias, **find)
         _apply_refund(delivery, target, effect)
         return target.pk
     if isinstance(effect, DisputeEvent):
         with transaction.atomic():
-            payment = ledger.locked_payment(target)
+            payment = _find_payment(alias, lock=True, **find)
             _note_delivery(payment, delivery)
             state = "opened" if effect.opened else "closed"
             ledger.append(

@@ -12,11 +12,12 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from django.db import connections, models
 
-__all__ = ["insert_on_conflict", "supported"]
+__all__ = ["insert_on_conflict", "mark_inserted", "supported"]
 
 
 def supported(using: str) -> bool:
@@ -41,18 +42,55 @@ def insert_on_conflict(
     On a conflict on the ``unique`` fields: with ``increment`` (a field name), add 1 to that
     column of the existing row and return the existing row's ``returning`` values; without,
     do nothing and return ``None``. Returns ``{attname: value}`` of ``returning`` (default:
-    the primary key), converted as the ORM would; on an insert also sets the instance's
-    primary key and marks it saved. Sends no model signals; callers decide.
+    the primary key), converted as the ORM would (``mark_inserted`` then makes the instance
+    a saved one). Sends no model signals; callers decide.
     """
-    meta = instance._meta
+    connection = connections[using]
+    plan = _plan(type(instance), using, tuple(unique), increment, tuple(returning or ()))
+    params = [f.get_db_prep_save(f.pre_save(instance, True), connection) for f in plan.fields]
+    with connection.cursor() as cursor:
+        cursor.execute(plan.sql, params)
+        row = cursor.fetchone()
+    if row is None:
+        return None  # DO NOTHING: the row was there
+    values = list(row)
+    for index, col, converters in plan.converters:
+        for converter in converters:
+            values[index] = converter(values[index], col, connection)
+    return dict(zip(plan.attnames, values, strict=True))
+
+
+@dataclass(frozen=True)
+class _Plan:
+    sql: str
+    fields: list[Any]
+    attnames: list[str]
+    converters: list[tuple[int, Any, list[Any]]]
+
+
+_plans: dict[tuple[Any, ...], _Plan] = {}
+
+
+def _plan(
+    model: type[models.Model],
+    using: str,
+    unique: tuple[str, ...],
+    increment: str | None,
+    returning: tuple[Any, ...],
+) -> _Plan:
+    """The statement and its field lists, built once per model and shape (per process)."""
+    key = (model, using, connections[using].vendor, unique, increment, returning)
+    plan = _plans.get(key)
+    if plan is not None:
+        return plan
+    meta = model._meta
     connection = connections[using]
     qn = connection.ops.quote_name
     pk = meta.pk
     assert pk is not None
     auto_pk = isinstance(pk, models.AutoField | models.BigAutoField | models.SmallAutoField)
     fields = [f for f in meta.concrete_fields if not (f.primary_key and auto_pk)]
-    params = [f.get_db_prep_save(f.pre_save(instance, True), connection) for f in fields]
-    wanted = list(returning) if returning is not None else [pk]
+    wanted = list(returning) if returning else [pk]
 
     def column(field: Any) -> str:
         return qn(str(field.column))
@@ -71,20 +109,15 @@ def insert_on_conflict(
         f"ON CONFLICT ({target}) {action} "
         f"RETURNING {', '.join(column(f) for f in wanted)}"
     )
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        row = cursor.fetchone()
-    if row is None:
-        return None  # DO NOTHING: the row was there
-    values = list(row)
+    converters = []
     for index, field in enumerate(wanted):
         col = field.get_col(meta.db_table)
-        for converter in connection.ops.get_db_converters(col) + field.get_db_converters(
-            connection
-        ):
-            values[index] = converter(values[index], col, connection)
-    result = dict(zip((f.attname for f in wanted), values, strict=True))
-    return result
+        found = connection.ops.get_db_converters(col) + field.get_db_converters(connection)
+        if found:
+            converters.append((index, col, found))
+    plan = _Plan(sql, fields, [f.attname for f in wanted], converters)
+    _plans[key] = plan
+    return plan
 
 
 def mark_inserted(instance: models.Model, pk_value: Any, using: str) -> None:

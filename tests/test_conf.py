@@ -147,3 +147,29 @@ def test_resolve_walks_nested_structures(monkeypatch):
     assert isinstance(resolve(value)["TUPLE"], tuple)
     # The settings themselves are not rewritten.
     assert isinstance(value["KEY"], Env)
+
+
+def test_merged_settings_are_computed_once_until_settings_change():
+    from paydesk.conf import PaydeskSettings
+
+    conf = PaydeskSettings()
+    with override_settings(PAYDESK={"WEBHOOKS": {"PROCESS": "inline"}}):
+        first = conf.WEBHOOKS
+        first["PROCESS"] = "changed by a caller"  # a copy: nothing shared changes
+        assert conf.WEBHOOKS["PROCESS"] == "inline"
+        assert conf.WEBHOOKS["MAX_ATTEMPTS"] == 8  # still merged over the defaults
+    conf.reload()  # what setting_changed does for the shared instance
+    with override_settings(PAYDESK={"WEBHOOKS": {"PROCESS": "task"}}):
+        conf.reload()
+        assert conf.WEBHOOKS["PROCESS"] == "task"
+
+
+def test_settings_holding_env_markers_are_not_cached(monkeypatch):
+    from paydesk.conf import PaydeskSettings
+
+    conf = PaydeskSettings()
+    with override_settings(PAYDESK={"PUBLIC_BASE_URL": env("PAYDESK_TEST_URL")}):
+        monkeypatch.setenv("PAYDESK_TEST_URL", "https://one.example")
+        assert conf.PUBLIC_BASE_URL == "https://one.example"
+        monkeypatch.setenv("PAYDESK_TEST_URL", "https://two.example")
+        assert conf.PUBLIC_BASE_URL == "https://two.example"

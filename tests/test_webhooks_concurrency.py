@@ -308,3 +308,29 @@ def test_a_delivery_leased_by_a_live_worker_is_left_alone(client, capsys):
     assert ledger_kinds(payment).count("capture") == 0
     payment.refresh_from_db()
     assert payment.status == "requires_action"
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("upsert", [True, False], ids=["one-statement", "insert-then-read"])
+@override_settings(PAYDESK=CONFIG)
+def test_receive_stores_once_and_counts_resends_either_way(monkeypatch, upsert):
+    from paydesk.services import webhooks as service
+
+    if not upsert:  # what databases without INSERT ... ON CONFLICT ... RETURNING get
+        monkeypatch.setattr(service, "_upsert_supported", lambda using: False)
+    _, delivery = stored_pending()
+    assert delivery.pk is not None
+    assert delivery.deliveries == 1
+    provider = sandbox()
+    body, headers = signed_delivery(provider, delivery.payload)
+    again, created = receive_webhook(
+        provider="sandbox",
+        inbound=provider.verify_webhook(body, headers),
+        body=body,
+        headers=headers,
+        ip_address="127.0.0.1",
+    )
+    assert not created
+    assert (again.pk, again.deliveries, again.status) == (delivery.pk, 2, "pending")
+    assert again.payload == delivery.payload  # the stored row's, loaded when read
+    assert WebhookEvent.objects.get().deliveries == 2

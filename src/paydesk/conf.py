@@ -83,6 +83,10 @@ DEFAULTS: dict[str, Any] = {
         "RETRY_BASE_DELAY": 30,  # seconds; doubles per attempt
         "RETRY_MAX_DELAY": 6 * 3600,
         "LEASE_SECONDS": 300,  # a processing attempt older than this is presumed dead
+        # Task mode on a backend that can defer tasks: each process enqueues at most one
+        # drain_webhooks_task per this many seconds (the stored pending row is the queue);
+        # 0: one per delivery.
+        "DRAIN_INTERVAL": 0.5,
         "RETENTION_DAYS": 30,  # cleanup_webhooks default
         "UNHEALTHY_BACKLOG": 100,  # /webhooks/health/ answers 503 above this many waiting
         "UNHEALTHY_FAILURE_RATE": 0.5,  # ... or above this share failing in the last hour
@@ -201,6 +205,9 @@ class PaydeskSettings:
 
     def __init__(self) -> None:
         self._cache: dict[str, Any] | None = None
+        # Merged values of settings that hold no env() marker, until settings change: the
+        # webhook endpoint reads several settings per delivery.
+        self._merged: dict[str, Any] = {}
 
     @property
     def user_settings(self) -> dict[str, Any]:
@@ -215,7 +222,18 @@ class PaydeskSettings:
     def __getattr__(self, name: str) -> Any:
         if name.startswith("_") or name not in DEFAULTS:
             raise AttributeError(f"Unknown paydesk setting {name!r}; see paydesk.conf.DEFAULTS.")
-        value = self.user_settings.get(name, DEFAULTS[name])
+        merged = self._merged.get(name, _MISSING)
+        if merged is not _MISSING:
+            # A copy of a dict, so a caller changing what it got changes nothing shared.
+            return dict(merged) if type(merged) is dict else merged
+        raw = self.user_settings.get(name, DEFAULTS[name])
+        merged = self._merge(name, raw)
+        if not _holds_env(raw):  # env() values are read when used, every time
+            self._merged[name] = merged
+            return dict(merged) if type(merged) is dict else merged
+        return merged
+
+    def _merge(self, name: str, value: Any) -> Any:
         if name != "PROVIDERS":
             # env() markers work for any setting (providers resolve theirs when built).
             value = resolve(value)
@@ -233,6 +251,20 @@ class PaydeskSettings:
 
     def reload(self) -> None:
         self._cache = None
+        self._merged = {}
+
+
+_MISSING = object()
+
+
+def _holds_env(value: Any) -> bool:
+    if isinstance(value, Env):
+        return True
+    if isinstance(value, Mapping):
+        return any(_holds_env(v) for v in value.values())
+    if isinstance(value, list | tuple):
+        return any(_holds_env(v) for v in value)
+    return False
 
 
 paydesk_settings = PaydeskSettings()

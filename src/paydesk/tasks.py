@@ -18,6 +18,8 @@ it in ``QUEUES`` (give it a worker: ``db_worker --queue-name paydesk``), else to
 
 from __future__ import annotations
 
+import datetime as dt
+import threading
 from typing import Any
 
 try:  # Django >= 6.0
@@ -29,13 +31,17 @@ except ImportError:  # pragma: no cover - exercised by the Django 5.2 run
         task_backends,
     )
 
+from django.core.signals import setting_changed
 from django.db import transaction
+from django.dispatch import receiver
+from django.utils import timezone
 
 from .conf import paydesk_settings
 
 __all__ = [
     "QUEUE",
     "ROUTES",
+    "drain_webhooks_task",
     "enqueue",
     "enqueue_auto_refunds",
     "enqueue_on_commit",
@@ -63,9 +69,79 @@ def retry_due_webhooks_task(limit: int = 500) -> dict[str, int]:
     return process_due(limit=limit)
 
 
+@task()
+def drain_webhooks_task(limit: int = 500) -> dict[str, int]:
+    """Process every due delivery (the stored ``pending`` rows are the queue), oldest first.
+
+    Enqueued by ``enqueue_webhook``, coalesced: at most one per ``DRAIN_INTERVAL`` per
+    process. A drain that stops at ``limit`` enqueues another for the rest.
+    """
+    from .services.webhooks import drain_webhooks
+
+    stats = drain_webhooks(limit=limit)
+    if stats["total"] >= limit:
+        enqueue(drain_webhooks_task, limit)
+    return stats
+
+
+# Per process and task backend alias: the run_after of the last drain this process enqueued.
+_drains: dict[str, dt.datetime] = {}
+_drains_lock = threading.Lock()
+
+
 def enqueue_webhook(delivery_id: int, *, force: bool = False) -> Any:
-    # Called by the pipeline after the delivery's own transaction committed.
-    return enqueue(process_webhook_task, delivery_id, force)
+    """Have a stored (committed) delivery processed by the task backend.
+
+    On a backend that can defer tasks (database, RQ, Celery) the delivery's ``pending`` row
+    is the queue: this makes sure a ``drain_webhooks_task`` will start after now, enqueuing
+    one only when the last one this process enqueued may already have started, and then
+    with ``run_after`` at least ``DRAIN_INTERVAL`` after that one's. So a busy process
+    writes one task row per interval, not one per delivery, and a delivery waits at most
+    about one interval longer for its worker. ``force`` is not carried: a failed or dead
+    delivery that is due again says so in its row (``rearm_redelivery``).
+
+    A backend that cannot defer (the immediate one) runs ``process_webhook_task`` for this
+    delivery, as before. Returns the task result, or ``None`` when a drain already queued
+    covers the delivery.
+    """
+    if not drains_deliveries():
+        return enqueue(process_webhook_task, delivery_id, force)
+    return schedule_drain()
+
+
+def drains_deliveries() -> bool:
+    """Whether ``enqueue_webhook`` coalesces into drains (the backend can defer tasks)."""
+    return bool(getattr(task_backends[paydesk_settings.TASK_BACKEND], "supports_defer", False))
+
+
+def schedule_drain() -> Any:
+    """Make sure a ``drain_webhooks_task`` starts after now (see ``enqueue_webhook``)."""
+    alias = paydesk_settings.TASK_BACKEND
+    interval = float(paydesk_settings.WEBHOOKS.get("DRAIN_INTERVAL") or 0)
+    now = timezone.now()
+    with _drains_lock:
+        last = _drains.get(alias)
+        if interval > 0 and last is not None and last > now:
+            return None  # a drain not due before `last` will find what is stored now
+        due = now if last is None else max(now, last + dt.timedelta(seconds=interval))
+        _drains[alias] = due
+    try:
+        return enqueue(drain_webhooks_task, run_after=due if due > now else None)
+    except BaseException:
+        with _drains_lock:  # nothing was queued: the next delivery must try again
+            if _drains.get(alias) == due:
+                if last is None:
+                    _drains.pop(alias, None)
+                else:
+                    _drains[alias] = last
+        raise
+
+
+@receiver(setting_changed)
+def _forget_drains(*, setting: str, **kwargs: Any) -> None:
+    if setting in ("PAYDESK", "TASKS"):
+        with _drains_lock:
+            _drains.clear()
 
 
 @task()
@@ -104,6 +180,7 @@ QUEUE = "paydesk"
 #: effect; retries of failed deliveries less so; reconciliation is housekeeping.
 ROUTES: dict[str, int] = {
     "process_webhook_task": 20,
+    "drain_webhooks_task": 20,
     "retry_due_webhooks_task": 0,
     "reconcile_payments_task": -20,
     "run_auto_refunds_task": -10,

@@ -68,8 +68,12 @@ class AbstractWebhookEvent(models.Model):
 
     # The seed guide's API. Services use these; they save only the fields they touch.
 
-    def mark_success(self, *, ignored: bool = False) -> None:
+    def mark_success(self, *, ignored: bool = False, payment_id: str | None = None) -> None:
+        """Record a successful attempt (``payment_id``: the payment it was about, if any)."""
         now = timezone.now()
+        fields = ["payment_id"] if payment_id is not None else []
+        if payment_id is not None:
+            self.payment_id = payment_id
         self.status = WebhookStatus.IGNORED if ignored else WebhookStatus.PROCESSED
         self.processed = True
         self.success = True
@@ -80,6 +84,7 @@ class AbstractWebhookEvent(models.Model):
         self.processed_at = now
         self.save(
             update_fields=[
+                *fields,
                 "status",
                 "processed",
                 "success",

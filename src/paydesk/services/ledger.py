@@ -20,7 +20,7 @@ import logging
 from decimal import Decimal
 from typing import Any
 
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, router, transaction
 from django.utils import timezone
 
 from .. import signals
@@ -28,6 +28,7 @@ from ..exceptions import PaymentInProgress, PaymentValidationError
 from ..models import Payment, Refund, TransactionLog
 from ..states import LedgerKind, PaymentState, PaymentStatus, fold
 from ..types import PaymentResult, ProviderStatus
+from . import _sql
 
 logger = logging.getLogger("paydesk.services")
 
@@ -81,24 +82,40 @@ def append(
     provider_data: dict[str, Any] | None = None,
     message: str = "",
 ) -> TransactionLog | None:
-    """Insert one ledger row; return ``None`` if this key was already recorded."""
+    """Insert one ledger row; return ``None`` if this key was already recorded.
+
+    On PostgreSQL and SQLite one ``INSERT ... ON CONFLICT (payment_id, idempotency_key) DO
+    NOTHING``: no existence check, no savepoint, and a duplicate cannot poison the caller's
+    transaction. Elsewhere: check, then insert in a savepoint.
+    """
+    entry = TransactionLog(
+        payment=payment,
+        refund=refund,
+        kind=kind,
+        amount=amount,
+        currency=payment.currency,
+        attempt=payment.attempt if attempt is None else attempt,
+        ref=ref,
+        idempotency_key=key,
+        provider_data=provider_data or {},
+        message=message,
+    )
+    using = router.db_for_write(TransactionLog)
+    if _sql.supported(using):
+        inserted = _sql.insert_on_conflict(
+            entry, using=using, unique=("payment", "idempotency_key")
+        )
+        if inserted is None:
+            return None
+        _sql.mark_inserted(entry, inserted["id"], using)
+        return entry
     if TransactionLog.objects.filter(payment=payment, idempotency_key=key).exists():
         return None
     try:
         # The savepoint keeps an unexpected duplicate from poisoning the outer transaction.
-        with transaction.atomic():
-            return TransactionLog.objects.create(
-                payment=payment,
-                refund=refund,
-                kind=kind,
-                amount=amount,
-                currency=payment.currency,
-                attempt=payment.attempt if attempt is None else attempt,
-                ref=ref,
-                idempotency_key=key,
-                provider_data=provider_data or {},
-                message=message,
-            )
+        with transaction.atomic(using=using):
+            entry.save(using=using, force_insert=True)
+            return entry
     except IntegrityError:
         return None
 

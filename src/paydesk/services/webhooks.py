@@ -22,8 +22,9 @@ from collections.abc import Mapping
 from typing import Any
 
 from django.apps import apps
-from django.db import IntegrityError, models, transaction
+from django.db import IntegrityError, models, router, transaction
 from django.db.models import F, Q
+from django.db.models.signals import post_save, pre_save
 from django.utils import timezone
 
 from .. import signals
@@ -41,12 +42,14 @@ from ..types import (
     RefundResult,
     WebhookEffect,
 )
-from . import ledger
+from . import _sql, ledger
 from .refunds import record_refund_result
 
 __all__ = [
+    "drain_webhooks",
     "due_webhooks",
     "process_webhook",
+    "rearm_redelivery",
     "receive_webhook",
     "retry_delay",
     "webhook_model",
@@ -93,7 +96,11 @@ def receive_webhook(
     """Store a verified delivery; return ``(delivery, created)``.
 
     A repeat of a known ``(provider, event_id)`` returns the stored row with its delivery
-    count raised, whatever that row's state.
+    count raised, whatever that row's state. On PostgreSQL and SQLite this is one statement
+    (``INSERT ... ON CONFLICT (provider, event_id) DO UPDATE SET deliveries = deliveries + 1
+    RETURNING ...``), atomic on its own, so neither a transaction nor a savepoint is needed
+    even when concurrent requests store the same event; other databases insert and fall back
+    to reading the existing row on the unique constraint's ``IntegrityError``.
     """
     model = webhook_model()
     text = body.decode("utf-8", errors="replace")
@@ -101,27 +108,88 @@ def receive_webhook(
         name: ("[redacted]" if name.lower() in _REDACTED_HEADERS else value)
         for name, value in list(headers.items())[:_HEADERS_KEPT]
     }
+    delivery = model(
+        provider=provider,
+        event_type=inbound.event_type[:120],
+        event_id=inbound.event_id[:255],
+        payload=inbound.payload,
+        body=text,
+        headers=kept,
+        signature=inbound.signature,
+        ip_address=ip_address,
+        status=WebhookStatus.DEAD if inbound.error else WebhookStatus.PENDING,
+        processed=bool(inbound.error),
+        error_message=inbound.error,
+    )
+    using = router.db_for_write(model)
+    if _upsert_supported(using):
+        return _upsert(delivery, using)
     try:
-        with transaction.atomic():
-            delivery = model.objects.create(
-                provider=provider,
-                event_type=inbound.event_type[:120],
-                event_id=inbound.event_id[:255],
-                payload=inbound.payload,
-                body=text,
-                headers=kept,
-                signature=inbound.signature,
-                ip_address=ip_address,
-                status=WebhookStatus.DEAD if inbound.error else WebhookStatus.PENDING,
-                processed=bool(inbound.error),
-                error_message=inbound.error,
-            )
+        with transaction.atomic(using=using):
+            delivery.save(using=using, force_insert=True)
             return delivery, True
     except IntegrityError:
-        existing = model.objects.get(provider=provider, event_id=inbound.event_id[:255])
-        model.objects.filter(pk=existing.pk).update(deliveries=F("deliveries") + 1)
+        existing = model.objects.using(using).get(provider=provider, event_id=delivery.event_id)
+        model.objects.using(using).filter(pk=existing.pk).update(deliveries=F("deliveries") + 1)
         existing.refresh_from_db()
         return existing, False
+
+
+# Columns a resend's answer never needs; they stay deferred (loaded if something reads them).
+_BULKY = frozenset({"payload", "body", "headers", "signature", "traceback"})
+
+
+def _upsert_supported(using: str) -> bool:
+    return _sql.supported(using)
+
+
+def _upsert(delivery: AbstractWebhookEvent, using: str) -> tuple[AbstractWebhookEvent, bool]:
+    """One ``INSERT ... ON CONFLICT DO UPDATE ... RETURNING`` for ``receive_webhook``.
+
+    Sends ``pre_save``/``post_save`` like ``Model.save()`` would for a new row (the metrics
+    count received deliveries on ``post_save``); a resend sends nothing, as before.
+    """
+    model = type(delivery)
+    meta = model._meta
+    pre_save.send(sender=model, instance=delivery, raw=False, using=using, update_fields=None)
+    returned = [f for f in meta.concrete_fields if f.primary_key or f.name not in _BULKY]
+    values = _sql.insert_on_conflict(
+        delivery,
+        using=using,
+        unique=("provider", "event_id"),
+        increment="deliveries",
+        returning=returned,
+    )
+    assert values is not None  # DO UPDATE always returns the row
+    if values["deliveries"] == 1:  # inserted: what is in memory is the row
+        _sql.mark_inserted(delivery, values[meta.pk.attname], using)
+        post_save.send(
+            sender=model,
+            instance=delivery,
+            created=True,
+            update_fields=None,
+            raw=False,
+            using=using,
+        )
+        return delivery, True
+    # A resend: the stored row, not this request's copy (bulky columns load if read).
+    return model.from_db(using, list(values), list(values.values())), False
+
+
+def rearm_redelivery(delivery: AbstractWebhookEvent) -> None:
+    """Make a failed (or dead-lettered) delivery due now, because its provider sent it again.
+
+    A failed delivery is not a duplicate: the redelivery is a fresh chance, taken by the
+    next drain (``drain_webhooks``) rather than at the backoff's time. An unparseable body
+    (no payload) can never succeed and is left dead.
+    """
+    if delivery.status not in (WebhookStatus.FAILED, WebhookStatus.DEAD):
+        return
+    type(delivery).objects.filter(
+        pk=delivery.pk, status__in=(WebhookStatus.FAILED, WebhookStatus.DEAD)
+    ).exclude(payload__isnull=True).update(
+        status=WebhookStatus.FAILED, processed=False, next_retry_at=timezone.now()
+    )
 
 
 def due_webhooks(*, now: dt.datetime | None = None) -> models.QuerySet[AbstractWebhookEvent]:
@@ -136,24 +204,63 @@ def due_webhooks(*, now: dt.datetime | None = None) -> models.QuerySet[AbstractW
     )
 
 
+def _take(delivery: AbstractWebhookEvent, *, force: bool, now: dt.datetime) -> bool:
+    """Lease a locked delivery for one processing attempt; ``False`` if it is not to be run."""
+    if delivery.success:
+        return False
+    leased = delivery.lease_until is not None and delivery.lease_until > now
+    if delivery.status == WebhookStatus.PROCESSING and leased:
+        return False  # someone else is on it; their outcome will be recorded
+    if delivery.status == WebhookStatus.DEAD and (not force or delivery.payload is None):
+        return False  # given up on; and an unparseable body can never succeed
+    lease = dt.timedelta(seconds=int(paydesk_settings.WEBHOOKS["LEASE_SECONDS"]))
+    delivery.status = WebhookStatus.PROCESSING
+    delivery.attempts += 1
+    delivery.lease_until = now + lease
+    delivery.save(update_fields=["status", "attempts", "lease_until"])
+    return True
+
+
 def _claim(pk: Any, *, force: bool) -> AbstractWebhookEvent | None:
     model = webhook_model()
     now = timezone.now()
     with transaction.atomic():
         delivery = model.objects.select_for_update().get(pk=pk)
-        if delivery.success:
+        return delivery if _take(delivery, force=force, now=now) else None
+
+
+def _claim_next() -> AbstractWebhookEvent | None:
+    """Lease the oldest due delivery that no other worker holds (``SKIP LOCKED``)."""
+    now = timezone.now()
+    with transaction.atomic():
+        delivery = (
+            due_webhooks(now=now)
+            .select_for_update(skip_locked=True)
+            .order_by("created_at", "pk")
+            .first()
+        )
+        if delivery is None:
             return None
-        leased = delivery.lease_until is not None and delivery.lease_until > now
-        if delivery.status == WebhookStatus.PROCESSING and leased:
-            return None  # someone else is on it; their outcome will be recorded
-        if delivery.status == WebhookStatus.DEAD and (not force or delivery.payload is None):
-            return None  # given up on; and an unparseable body can never succeed
-        lease = dt.timedelta(seconds=int(paydesk_settings.WEBHOOKS["LEASE_SECONDS"]))
-        delivery.status = WebhookStatus.PROCESSING
-        delivery.attempts += 1
-        delivery.lease_until = now + lease
-        delivery.save(update_fields=["status", "attempts", "lease_until"])
-        return delivery
+        # Due deliveries are never successful, leased or dead: _take always takes it.
+        return delivery if _take(delivery, force=False, now=now) else None
+
+
+def drain_webhooks(*, limit: int = 500) -> dict[str, int]:
+    """Process due deliveries, oldest first, until none is left or ``limit`` were tried.
+
+    What ``paydesk.tasks.drain_webhooks_task`` runs: the stored ``pending`` row is the
+    queue. Workers running it at the same time take different deliveries (each claim skips
+    rows another worker has locked, and a claimed row is leased), so they share a backlog.
+    """
+    stats = {"total": 0, "success": 0, "failed": 0}
+    while stats["total"] < limit:
+        claimed = _claim_next()
+        if claimed is None:
+            break
+        stats["total"] += 1
+        done = _run_claimed(claimed)
+        stats["success" if done.success else "failed"] += 1
+    return stats
 
 
 def process_webhook(
@@ -169,6 +276,11 @@ def process_webhook(
     claimed = _claim(pk, force=force)
     if claimed is None:
         return webhook_model().objects.get(pk=pk)
+    return _run_claimed(claimed)
+
+
+def _run_claimed(claimed: AbstractWebhookEvent) -> AbstractWebhookEvent:
+    pk = claimed.pk
     inbound = InboundWebhook(
         event_id=claimed.event_id,
         event_type=claimed.event_type,
@@ -182,20 +294,19 @@ def process_webhook(
     except Exception as exc:  # stored, retried, surfaced; never lost
         _record_failure(claimed, exc)
         return webhook_model().objects.get(pk=pk)
-    with transaction.atomic():
-        if payment_ids:
-            type(claimed).objects.filter(pk=pk).update(payment_id=payment_ids[0])
-        claimed.mark_success(ignored=not effects)
-        signals.send_on_commit(
-            signals.webhook_received,
-            sender=type(claimed),
-            provider=claimed.provider,
-            event_type=claimed.event_type,
-            result="processed" if effects else "ignored",
-            payload=claimed.payload,
-            delivery=claimed,
-        )
-    return webhook_model().objects.get(pk=pk)
+    # One UPDATE (autocommitted, or part of the caller's transaction): the signal goes out
+    # once it is committed.
+    claimed.mark_success(ignored=not effects, payment_id=payment_ids[0] if payment_ids else None)
+    signals.send_on_commit(
+        signals.webhook_received,
+        sender=type(claimed),
+        provider=claimed.provider,
+        event_type=claimed.event_type,
+        result="processed" if effects else "ignored",
+        payload=claimed.payload,
+        delivery=claimed,
+    )
+    return claimed
 
 
 def _record_failure(delivery: AbstractWebhookEvent, exc: BaseException) -> None:
@@ -215,8 +326,13 @@ def _record_failure(delivery: AbstractWebhookEvent, exc: BaseException) -> None:
             delivery.schedule_retry(retry_delay(delivery.attempts))
 
 
-def _find_payment(alias: str, *, payment_id: str, provider_payment_id: str) -> Payment:
-    candidates = Payment.objects.filter(provider=alias)
+def _find_payment(
+    alias: str, *, payment_id: str, provider_payment_id: str, lock: bool = False
+) -> Payment:
+    """The payment an effect is about; ``lock=True`` locks it (inside a transaction)."""
+    candidates = (Payment.objects.select_for_update() if lock else Payment.objects).filter(
+        provider=alias
+    )
     payment = None
     if payment_id:
         payment = candidates.filter(pk=payment_id).first()
@@ -252,12 +368,13 @@ def _earlier_attempt(payment: Payment, effect: PaymentEvent) -> bool:
 
 def _apply(delivery: AbstractWebhookEvent, effect: WebhookEffect) -> str:
     alias = delivery.provider
-    target = _find_payment(
-        alias, payment_id=effect.payment_id, provider_payment_id=effect.provider_payment_id
-    )
+    find: dict[str, Any] = {
+        "payment_id": effect.payment_id,
+        "provider_payment_id": effect.provider_payment_id,
+    }
     if isinstance(effect, PaymentEvent):
         with transaction.atomic():
-            payment = ledger.locked_payment(target)
+            payment = _find_payment(alias, lock=True, **find)  # read once, locked
             old = payment.status
             _note_delivery(payment, delivery)
             if _earlier_attempt(payment, effect) and effect.result.status not in _MONEY:
@@ -270,11 +387,12 @@ def _apply(delivery: AbstractWebhookEvent, effect: WebhookEffect) -> str:
             ledger.announce(payment, old, result=effect.result)
         return payment.pk
     if isinstance(effect, RefundEvent):
+        target = _find_payment(alias, **find)
         _apply_refund(delivery, target, effect)
         return target.pk
     if isinstance(effect, DisputeEvent):
         with transaction.atomic():
-            payment = ledger.locked_payment(target)
+            payment = _find_payment(alias, lock=True, **find)
             _note_delivery(payment, delivery)
             state = "opened" if effect.opened else "closed"
             ledger.append(

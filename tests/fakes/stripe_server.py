@@ -413,6 +413,14 @@ class FakeStripe:
                 ]
             return copy.deepcopy(refund)
 
+    def refund_in_dashboard(self, intent_id: str, amount: int | None = None) -> dict[str, Any]:
+        """A refund made in the Stripe Dashboard: no paydesk metadata, no idempotency key."""
+        with self.lock:
+            params: dict[str, Any] = {"payment_intent": intent_id}
+            if amount is not None:
+                params["amount"] = str(amount)
+            return self._create_refund(params)
+
     def open_dispute(self, intent_id: str, *, reason: str = "fraudulent") -> dict[str, Any]:
         with self.lock:
             intent = self.intents[intent_id]
@@ -955,15 +963,47 @@ class FakeStripe:
         return copy.deepcopy(self.refunds[refund_id])
 
     def _list_refunds(self, params: dict[str, Any]) -> dict[str, Any]:
+        """``GET /v1/refunds``: newest first, ``limit`` 1-100 (default 10), and cursor
+        pagination by ``starting_after`` / ``ending_before`` (object ids) with ``has_more``,
+        as the 2023-08-16 spec documents. (An unknown cursor id: a 404 ``resource_missing``
+        naming the parameter, a guess.)"""
+        limit = _int(params.get("limit", 10), "limit")
+        if not 1 <= limit <= 100:
+            raise _invalid(
+                "This value must be greater than or equal to 1 and less than or equal to 100.",
+                code="parameter_invalid_integer",  # guess
+                param="limit",
+            )
+        # The dict keeps creation order; ``created`` (seconds) alone would tie.
         found = [
-            copy.deepcopy(r)
-            for r in self.refunds.values()
+            r
+            for r in reversed(self.refunds.values())
             if (not params.get("charge") or r["charge"] == params["charge"])
             and (
                 not params.get("payment_intent") or r["payment_intent"] == params["payment_intent"]
             )
         ]
-        return {"object": "list", "data": found, "has_more": False, "url": "/v1/refunds"}
+        ids = [r["id"] for r in found]
+        if params.get("starting_after"):
+            cursor = params["starting_after"]
+            if cursor not in self.refunds:
+                raise _missing("refund", cursor, "starting_after")
+            rest = found[ids.index(cursor) + 1 :] if cursor in ids else []
+            page, has_more = rest[:limit], len(rest) > limit
+        elif params.get("ending_before"):
+            cursor = params["ending_before"]
+            if cursor not in self.refunds:
+                raise _missing("refund", cursor, "ending_before")
+            before = found[: ids.index(cursor)] if cursor in ids else []
+            page, has_more = before[-limit:], len(before) > limit
+        else:
+            page, has_more = found[:limit], len(found) > limit
+        return {
+            "object": "list",
+            "data": [copy.deepcopy(r) for r in page],
+            "has_more": has_more,
+            "url": "/v1/refunds",
+        }
 
     def _get_charge(self, params: dict[str, Any], charge_id: str) -> dict[str, Any]:
         if charge_id not in self.charges:

@@ -30,13 +30,20 @@ A declined card on create or confirm is an *answer*, not an error: it comes back
 when Stripe created one. Every other failure raises a ``ProviderError`` subclass (see
 ``mapping.provider_error``); ``ProviderUnavailable`` (timeouts, connection errors, 429, 5xx)
 is ``retryable`` and means the outcome is unknown.
+
+Reconciliation's optional reads are read-only ``GET`` calls: ``list_payment_refunds`` lists a
+PaymentIntent's refunds (``GET /v1/refunds?payment_intent=...``, every page, following
+``has_more``/``starting_after``), refunds made in the Stripe Dashboard included;
+``get_refund_status`` retrieves the refund by id when paydesk has it (``GET
+/v1/refunds/{id}``), otherwise finds it among the intent's refunds by the
+``metadata[paydesk_refund_id]`` every paydesk refund carries (``not_found`` if none does).
 """
 
 from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Generator, Mapping
+from collections.abc import Generator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar, TypeVar
 
@@ -56,6 +63,7 @@ from ...types import (
     InboundWebhook,
     PaymentRequest,
     PaymentResult,
+    ProviderRefund,
     ProviderStatus,
     RefundRequest,
     RefundResult,
@@ -74,6 +82,8 @@ T = TypeVar("T")
 CAPTURE_METHODS = ("automatic", "automatic_async")
 DEFAULT_TIMEOUT = 30.0
 DEFAULT_RETRIES = 2
+#: The most refunds one ``GET /v1/refunds`` page returns (Stripe's maximum).
+LIST_PAGE_SIZE = 100
 # Stripe answers these when a payment method is already detached or unknown: detaching it
 # again is then done, not an error.
 _ALREADY_DETACHED = frozenset({"payment_method_unexpected_state", "resource_missing"})
@@ -437,16 +447,56 @@ class StripeProvider(PaymentProvider):
         refund = yield _Call(
             "refunds", "create", params=params, idempotency_key=request.idempotency_key
         )
-        return RefundResult(
-            status=mapping.refund_status(refund.get("status")),
-            provider_refund_id=str(refund["id"]),
-            failure=mapping.refund_failure(refund),
-            raw={
-                key: refund.get(key)
-                for key in ("id", "object", "amount", "currency", "status", "reason", "charge")
-                if key in refund
-            },
-        )
+        return _refund_result(refund)
+
+    def _list_refunds(self, params: Mapping[str, Any]) -> Operation[list[dict[str, Any]]]:
+        """Every refund ``GET /v1/refunds`` lists for ``params`` (newest first), page by page."""
+        found: list[dict[str, Any]] = []
+        after = ""
+        while True:
+            query = {**params, "limit": LIST_PAGE_SIZE}
+            if after:
+                query["starting_after"] = after
+            page = yield _Call("refunds", "list", params=query)
+            data = [dict(item) for item in page.get("data") or []]
+            found.extend(data)
+            if not page.get("has_more") or not data:
+                return found
+            after = str(data[-1]["id"])
+
+    def _get_refund_status(self, request: RefundRequest) -> Operation[RefundResult]:
+        stripe = _sdk()
+        if request.provider_refund_id:
+            try:
+                refund = yield _Call("refunds", "retrieve", (request.provider_refund_id,))
+            except stripe.InvalidRequestError as exc:
+                if mapping.error_body(exc).get("code") != "resource_missing":
+                    raise
+                return RefundResult(status="not_found")
+            return _refund_result(refund)
+        if not request.provider_payment_id:
+            return RefundResult(status="not_found")  # no intent at Stripe: nothing to refund
+        # The create call's answer was lost: the refund, if Stripe made it, carries
+        # paydesk's refund id in its metadata.
+        refunds = yield from self._list_refunds({"payment_intent": request.provider_payment_id})
+        for refund in refunds:
+            if _refund_id_of(refund) == request.refund_id:
+                return _refund_result(refund)
+        return RefundResult(status="not_found")
+
+    def _list_payment_refunds(self, request: StatusRequest) -> Operation[list[ProviderRefund]]:
+        if not request.provider_payment_id:
+            return []  # the payment never reached Stripe (reconcile lists only captured ones)
+        refunds = yield from self._list_refunds({"payment_intent": request.provider_payment_id})
+        return [
+            ProviderRefund(
+                provider_refund_id=str(refund["id"]),
+                amount=mapping.money(refund["amount"], refund["currency"]),
+                status=mapping.refund_status(refund.get("status")),
+                refund_id=_refund_id_of(refund),
+            )
+            for refund in refunds
+        ]
 
     def _attach(self, request: AttachMethodRequest) -> Operation[SavedMethod]:
         customer_ref = request.customer_ref
@@ -501,6 +551,14 @@ class StripeProvider(PaymentProvider):
     def create_refund(self, request: RefundRequest) -> RefundResult:
         return self._run(self._create_refund(request))
 
+    def get_refund_status(self, request: RefundRequest) -> RefundResult:
+        """What became of the refund ``request`` asked for; see the module docstring."""
+        return self._run(self._get_refund_status(request))
+
+    def list_payment_refunds(self, request: StatusRequest) -> Sequence[ProviderRefund]:
+        """Every refund of the payment's PaymentIntent, Dashboard refunds included."""
+        return self._run(self._list_payment_refunds(request))
+
     def attach_payment_method(self, request: AttachMethodRequest) -> SavedMethod:
         return self._run(self._attach(request))
 
@@ -551,8 +609,7 @@ class StripeProvider(PaymentProvider):
         return self._run(_single(_Call("charges", "retrieve", (charge_id,))))
 
     def list_refunds(self, *, charge: str) -> list[dict[str, Any]]:
-        page = self._run(_single(_Call("refunds", "list", params={"charge": charge, "limit": 100})))
-        return list(page.get("data") or [])
+        return self._run(self._list_refunds({"charge": charge}))
 
     # -- webhooks ------------------------------------------------------------------------
 
@@ -592,6 +649,24 @@ def _return_url(request: PaymentRequest) -> str:
     except NoReverseMatch:  # paydesk's URLs are not included
         return request.return_url
     return str(base).rstrip("/") + path
+
+
+def _refund_result(refund: Mapping[str, Any]) -> RefundResult:
+    return RefundResult(
+        status=mapping.refund_status(refund.get("status")),
+        provider_refund_id=str(refund["id"]),
+        failure=mapping.refund_failure(refund),
+        raw={
+            key: refund.get(key)
+            for key in ("id", "object", "amount", "currency", "status", "reason", "charge")
+            if key in refund
+        },
+    )
+
+
+def _refund_id_of(refund: Mapping[str, Any]) -> str:
+    """paydesk's refund id from a refund's metadata ("" for one made outside paydesk)."""
+    return str((refund.get("metadata") or {}).get(webhooks.REFUND_ID_KEY) or "")
 
 
 def _single(call: _Call) -> Operation[Any]:

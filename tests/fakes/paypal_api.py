@@ -35,6 +35,11 @@ request takes effect, then ``ReadTimeout``), ``"reset"`` (``httpx.ConnectError``
 ``"reset_after"`` (effect, then ``httpx.ReadError``), ``"500"``, ``"503"`` and ``"429"``
 (with ``Retry-After``).
 
+Refunds: ``refund_status`` ("COMPLETED" or "PENDING") is what new refunds start as;
+``settle_refund`` moves one on later, ``refund_in_dashboard`` makes one outside paydesk (no
+``custom_id``). ``GET`` an order lists its captures' refunds under
+``purchase_units[].payments.refunds``, as Orders v2's payment collection documents.
+
 ``PayPalWebhookKit`` makes a test root CA and a PayPal-named leaf certificate, serves the
 leaf through the fake at a PayPal certificate URL, and signs deliveries the way PayPal does
 (``transmission_id|transmission_time|webhook_id|crc32(body)``, RSA-SHA256).
@@ -304,6 +309,39 @@ class FakePayPal:
             back = str(context.get("return_url") or "https://example.com/return")
         separator = "&" if "?" in back else "?"
         return f"{back}{separator}token={order_id}&PayerID=QYR5Z8XDVJNXQ"
+
+    def refund_in_dashboard(self, order_id: str, value: str | None = None) -> dict[str, Any]:
+        """The merchant refunds the order's capture in PayPal's dashboard, outside paydesk
+        (no ``custom_id``, no request id); ``value`` ``None`` refunds all that is left."""
+        with self.lock:
+            capture_id = self.orders[order_id].captures[0]
+            currency = self.captures[capture_id]["amount"]["currency_code"]
+            body = {} if value is None else {"amount": {"currency_code": currency, "value": value}}
+            return self._refund_capture(body, {}, id=capture_id)[1]
+
+    def settle_refund(self, refund_id: str, status: str = "COMPLETED") -> dict[str, Any]:
+        """A PENDING refund reaches ``status`` (COMPLETED, FAILED or CANCELLED) at PayPal."""
+        if status not in ("COMPLETED", "FAILED", "CANCELLED"):
+            raise ValueError(f"unknown refund status {status!r}")
+        with self.lock:
+            refund = self.refunds[refund_id]
+            refund["status"] = status
+            refund["update_time"] = _now()
+            for entry in self.ledger:
+                if entry["kind"] == "refund" and entry["id"] == refund_id:
+                    entry["status"] = status
+            for capture in self.captures.values():
+                if refund_id in capture["_refunds"]:
+                    refunded = self._refunded_of(capture)
+                    captured = _dec(capture["amount"]["value"])
+                    capture["status"] = (
+                        "REFUNDED"
+                        if refunded >= captured
+                        else "PARTIALLY_REFUNDED"
+                        if refunded
+                        else "COMPLETED"
+                    )
+            return copy.deepcopy(refund)
 
     def record_delivery(self, headers: Mapping[str, str], body: bytes, webhook_id: str) -> None:
         """Remember a signed delivery, so the online verify API can vouch for it."""

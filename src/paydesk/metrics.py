@@ -131,9 +131,19 @@ def count_refund(provider: str, status: str) -> None:
         _refunds.labels(provider=provider, status=str(status)).inc()
 
 
+#: Labelled webhook counters, looked up once per (provider, outcome): every accepted
+#: delivery counts one, and ``labels()`` validates and locks on each call.
+_webhook_counters: dict[tuple[str, str], Any] = {}
+
+
 def count_webhook(provider: str, outcome: str) -> None:
     if enabled():
-        _webhooks.labels(provider=provider, outcome=str(outcome)).inc()
+        key = (provider, str(outcome))
+        counter = _webhook_counters.get(key)
+        if counter is None:
+            counter = _webhooks.labels(provider=key[0], outcome=key[1])
+            _webhook_counters[key] = counter
+        counter.inc()
 
 
 @contextmanager

@@ -13,6 +13,13 @@ from .webhooks import views as webhook_views
 app_name = "paydesk"
 
 urlpatterns = [
+    # First, because providers call it most (URL resolution tries the patterns in order).
+    # The info endpoints come before the universal one: their segments are reserved
+    # (system check paydesk.E011).
+    path("webhooks/providers/", webhook_info.webhook_providers, name="webhook-providers"),
+    path("webhooks/health/", webhook_info.webhook_health, name="webhook-health"),
+    path("webhooks/stats/", webhook_info.webhook_stats, name="webhook-stats"),
+    path("webhooks/<str:alias>/", webhook_views.webhook, name="webhook"),
     # The REST API (paydesk.api): namespace "paydesk:api".
     path("api/v1/", include("paydesk.api.urls")),
     path("return/<str:payment_id>/", views.payment_return, name="payment-return"),
@@ -34,9 +41,4 @@ urlpatterns = [
         bank_transfer_views.instructions,
         name="bank-transfer",
     ),
-    # Before the universal endpoint: these segments are reserved (system check paydesk.E011).
-    path("webhooks/providers/", webhook_info.webhook_providers, name="webhook-providers"),
-    path("webhooks/health/", webhook_info.webhook_health, name="webhook-health"),
-    path("webhooks/stats/", webhook_info.webhook_stats, name="webhook-stats"),
-    path("webhooks/<str:alias>/", webhook_views.webhook, name="webhook"),
 ]

@@ -140,11 +140,27 @@ class AbstractWebhookEvent(models.Model):
 
 
 class WebhookEvent(AbstractWebhookEvent):
+    # Indexed in Meta.indexes, not with db_index: on PostgreSQL db_index=True on a CharField
+    # also builds a second, varchar_pattern_ops index for LIKE / startswith, which no query
+    # runs on payment_id; each accepted delivery paid for writing it (migration 0006).
+    payment_id = models.CharField(max_length=40, blank=True)
+
     class Meta(AbstractWebhookEvent.Meta):
         app_label = "paydesk"
         ordering = ["-created_at"]
+        # Every index a query needs, and nothing else: each one is written by every
+        # accepted delivery. Besides these, the primary key (replay by id, the dashboard's
+        # detail page) and the unique (provider, event_id) constraint (deduplication on
+        # receipt, the dashboard's test delivery look-up).
         indexes = [
+            # The drain and the retries: due_webhooks() (status = pending/failed/processing
+            # with lease_until / next_retry_at), replay_failed/_pending (status IN ...).
             models.Index(fields=["status", "next_retry_at"], name="paydesk_wh_retry"),
+            # The dashboard's delivery list filtered by provider, newest first.
             models.Index(fields=["provider", "-created_at"], name="paydesk_wh_provider"),
+            # The dashboard's delivery list (newest first, paginated), the stats endpoint's
+            # window (created_at >= since) and cleanup_webhooks (created_at < cutoff).
             models.Index(fields=["-created_at"], name="paydesk_wh_created"),
+            # A payment's deliveries on its dashboard page (payment_id = ...).
+            models.Index(fields=["payment_id"], name="paydesk_wh_payment"),
         ]

@@ -135,8 +135,10 @@ def receive_webhook(
         return existing, False
 
 
-# Columns a resend's answer never needs; they stay deferred (loaded if something reads them).
-_BULKY = frozenset({"payload", "body", "headers", "signature", "traceback"})
+# What a resend's answer reads of the stored row (``webhooks.pipeline``): the pipeline's
+# decisions (status, success; attempts for an immediate task backend) and the count that
+# says whether this request inserted the row. Everything else stays deferred: loaded if read.
+_RETURNED = ("deliveries", "status", "success", "attempts")
 
 
 def _upsert_supported(using: str) -> bool:
@@ -152,7 +154,7 @@ def _upsert(delivery: AbstractWebhookEvent, using: str) -> tuple[AbstractWebhook
     model = type(delivery)
     meta = model._meta
     pre_save.send(sender=model, instance=delivery, raw=False, using=using, update_fields=None)
-    returned = [f for f in meta.concrete_fields if f.primary_key or f.name not in _BULKY]
+    returned = [f for f in meta.concrete_fields if f.primary_key or f.name in _RETURNED]
     values = _sql.insert_on_conflict(
         delivery,
         using=using,
@@ -172,8 +174,11 @@ def _upsert(delivery: AbstractWebhookEvent, using: str) -> tuple[AbstractWebhook
             using=using,
         )
         return delivery, True
-    # A resend: the stored row, not this request's copy (bulky columns load if read).
-    return model.from_db(using, list(values), list(values.values())), False
+    # A resend: the stored row, not this request's copy. Its conflict key is this request's
+    # (provider, event_id); the other columns load if something reads them.
+    known = {"provider": delivery.provider, "event_id": delivery.event_id, **values}
+    names = [f.attname for f in meta.concrete_fields if f.attname in known]  # from_db's order
+    return model.from_db(using, names, [known[name] for name in names]), False
 
 
 def rearm_redelivery(delivery: AbstractWebhookEvent) -> None:

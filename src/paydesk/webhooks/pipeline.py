@@ -22,16 +22,20 @@ It is framework-light on purpose: the Django view adapts an ``HttpRequest`` to a
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..conf import paydesk_settings
+from django.core.signals import setting_changed
+from django.dispatch import receiver
+
+from ..conf import _holds_env, paydesk_settings
 from ..exceptions import ConfigurationError, NotSupported, SignatureVerificationError
 from ..models import WebhookStatus
 from ..providers.registry import get_payment_provider, providers
-from ..security.ipfilter import allowlist_for_provider, client_ip
-from ..security.ratelimit import RateLimiter
+from ..security.ipfilter import IPAllowlist, allowlist_for_provider, client_ip
+from ..security.ratelimit import RateLimiter, security_settings
 from ..services import webhooks as service
 from ..types import Capability
 
@@ -67,6 +71,58 @@ def max_body_size() -> int:
     return int(paydesk_settings.WEBHOOKS["MAX_BODY_SIZE"])
 
 
+@dataclass(frozen=True, slots=True)
+class _Gate:
+    """One provider's checks before the signature, as its settings say (see ``_gate``)."""
+
+    trusted_proxies: tuple[str, ...]
+    allowlist: IPAllowlist
+    limiter: RateLimiter | None  # None: rate limiting is off for this provider
+
+
+_gates: dict[str, _Gate] = {}
+_gates_lock = threading.Lock()
+
+
+def _gate(alias: str) -> _Gate:
+    """The allowlist, rate limiter and trusted proxies for ``alias``'s endpoint.
+
+    Built from settings once per process and kept until ``setting_changed``, so a delivery
+    does not parse the allowlist's networks and merge the security settings again (they are
+    the same for every delivery). Settings that hold ``env()`` markers are read when used,
+    as everywhere else: then the gate is rebuilt for every delivery.
+    """
+    gate = _gates.get(alias)
+    if gate is not None:
+        return gate
+    security = security_settings()
+    limiter = RateLimiter.for_provider(alias)
+    gate = _Gate(
+        trusted_proxies=tuple(security.get("TRUSTED_PROXIES") or ()),
+        allowlist=allowlist_for_provider(alias),
+        # Resolved now: the limiter would otherwise read the settings again on each check.
+        limiter=(
+            RateLimiter.for_provider(
+                alias, requests=limiter.requests, window=limiter.window, enabled=True
+            )
+            if limiter.enabled
+            else None
+        ),
+    )
+    user = paydesk_settings.user_settings
+    if not (_holds_env(user.get("SECURITY")) or _holds_env(user.get("PROVIDERS"))):
+        with _gates_lock:
+            _gates[alias] = gate
+    return gate
+
+
+@receiver(setting_changed)
+def _forget_gates(*, setting: str, **kwargs: Any) -> None:
+    if setting == "PAYDESK":
+        with _gates_lock:
+            _gates.clear()
+
+
 def handle(request: WebhookRequest) -> WebhookResponse:
     alias = request.alias
     if alias not in providers.aliases():
@@ -88,14 +144,14 @@ def handle(request: WebhookRequest) -> WebhookResponse:
     forwarded = _header(request.headers, "X-Forwarded-For")
     if forwarded:
         meta["HTTP_X_FORWARDED_FOR"] = forwarded
-    trusted = paydesk_settings.SECURITY.get("TRUSTED_PROXIES") or ()
-    ip = client_ip(meta, trusted)
-    if not allowlist_for_provider(alias).allows(ip):
+    gate = _gate(alias)
+    ip = client_ip(meta, gate.trusted_proxies)
+    if not gate.allowlist.allows(ip):
         logger.warning("webhook for %s refused from %s: not in the allowlist", alias, ip)
         return _error(403, "ip_not_allowed", "This address may not send webhooks here.")
 
-    limited = RateLimiter.for_provider(alias).check(f"webhook:{alias}:{ip}")
-    if not limited.allowed:
+    limited = gate.limiter.check(f"webhook:{alias}:{ip}") if gate.limiter else None
+    if limited is not None and not limited.allowed:
         return _error(
             429,
             "rate_limited",

@@ -508,6 +508,68 @@ def test_the_endpoint_only_takes_post_and_needs_no_csrf_token():
     assert post(client, body, headers).status_code == 200
 
 
+def test_the_stored_headers_are_request_headers_items(rf):
+    # The view copies headers from META itself (cheaper than request.headers); names, values
+    # and order must be exactly what request.headers.items() gives.
+    request = rf.post(
+        URL,
+        data=b"{}",
+        content_type="application/json; charset=utf-8",
+        HTTP_X_FORWARDED_FOR="203.0.113.9, 10.0.0.1",
+        HTTP_PAYDESK_SANDBOX_SIGNATURE="t=1,v1=ab",
+        HTTP_X_ODD_NAME_ALL_CAPS="1",
+        HTTP_AUTHORIZATION="Bearer x",
+    )
+    request.META["NOT_A_HEADER"] = "ignored"
+    assert list(webhook_views._headers(request).items()) == list(request.headers.items())
+
+
+@override_settings(PAYDESK=paydesk_config())
+def test_the_answer_is_the_json_it_always_was(client):
+    _, charge = awaiting_payment()
+    event = succeeded_event(charge)
+    body, headers = signed_delivery(sandbox(), event)
+    response = post(client, body, headers)
+    assert response["Content-Type"] == "application/json"
+    assert response.content == json.dumps({"status": "processed", "id": event["id"]}).encode()
+
+
+@override_settings(PAYDESK=paydesk_config())
+def test_save_signals_reach_connected_receivers_once_per_stored_delivery(client):
+    # Without receivers the accept path skips pre_save/post_save; with them, both are sent
+    # as before (pre_save before the INSERT, so a receiver may still change the row).
+    from django.db.models.signals import post_save, pre_save
+
+    seen: list[tuple[str, Any]] = []
+
+    def before(sender: Any, instance: Any, **kwargs: Any) -> None:
+        if kwargs["update_fields"] is None:  # not processing's own saves
+            assert instance.pk is None
+            instance.payment_id = "set-by-pre-save"
+            seen.append(("pre", kwargs["raw"]))
+
+    def after(sender: Any, instance: Any, created: bool, **kwargs: Any) -> None:
+        if kwargs["update_fields"] is None:
+            seen.append(("post", created))
+
+    _, charge = awaiting_payment()
+    body, headers = signed_delivery(sandbox(), succeeded_event(charge))
+    pre_save.connect(before, sender=WebhookEvent)
+    post_save.connect(after, sender=WebhookEvent)
+    try:
+        assert post(client, body, headers).status_code == 200
+        assert post(client, body, headers).status_code == 200  # a resend: no post_save
+    finally:
+        pre_save.disconnect(before, sender=WebhookEvent)
+        post_save.disconnect(after, sender=WebhookEvent)
+    # pre_save goes out before the statement, so a resend gets one too (as it always did).
+    assert seen == [("pre", False), ("post", True), ("pre", False)]
+    stored = WebhookEvent.objects.get()
+    assert stored.deliveries == 2
+    # Stored by the INSERT (processing, if an immediate backend ran it, sets its own).
+    assert stored.payment_id in ("set-by-pre-save", charge.payment_ref)
+
+
 def test_the_endpoint_is_exempt_from_atomic_requests():
     # A processing failure must never roll back the stored delivery.
     assert "default" in getattr(webhook_views.webhook, "_non_atomic_requests", set())

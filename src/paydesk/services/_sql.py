@@ -47,8 +47,14 @@ def insert_on_conflict(
     """
     connection = connections[using]
     plan = _plan(type(instance), using, tuple(unique), increment, tuple(returning or ()))
-    params = [f.get_db_prep_save(f.pre_save(instance, True), connection) for f in plan.fields]
-    with connection.cursor() as cursor:
+    params = []
+    for field, plain in zip(plan.fields, plan.plain, strict=True):
+        value = field.pre_save(instance, True)
+        if value is None or type(value) not in plain:
+            # ``None`` too: a field may turn it into something else (a default, SQL NULL).
+            value = field.get_db_prep_save(value, connection)
+        params.append(value)
+    with _cursor(connection) as cursor:
         cursor.execute(plan.sql, params)
         row = cursor.fetchone()
     if row is None:
@@ -60,10 +66,45 @@ def insert_on_conflict(
     return dict(zip(plan.attnames, values, strict=True))
 
 
+# Field classes whose ``get_db_prep_save`` returns a value of these exact types unchanged
+# (``to_python`` of a ``str``/``bool`` is the value itself, and no backend adapts them).
+# Exact classes only: a subclass may convert differently. Not integers: on psycopg 3 Django
+# wraps them in the column's integer type.
+_PLAIN: dict[type[models.Field[Any, Any]], frozenset[type]] = {
+    models.CharField: frozenset({str}),
+    models.TextField: frozenset({str}),
+    models.BooleanField: frozenset({bool}),
+}
+_NONE: frozenset[type] = frozenset()
+
+
+def _cursor(connection: Any) -> Any:
+    """A cursor for one statement: server-side binding on psycopg 3.
+
+    Django's PostgreSQL cursors bind parameters client-side by default (quoting every value
+    into the SQL text in Python); a wide row's parameters cost far less CPU sent as
+    parameters. The cursor is Django's wrapper around it (query logging, execute wrappers,
+    error translation); prepared statements stay as the project configured them
+    (``prepare_threshold``, off by default, so PgBouncer in transaction mode still works).
+    """
+    if connection.vendor != "postgresql":
+        return connection.cursor()
+    try:
+        import psycopg
+    except ImportError:  # psycopg2: client-side binding is all it has
+        return connection.cursor()
+    connection.close_if_health_check_failed()
+    connection.ensure_connection()
+    with connection.wrap_database_errors:
+        return connection._prepare_cursor(psycopg.Cursor(connection.connection))
+
+
 @dataclass(frozen=True)
 class _Plan:
     sql: str
     fields: list[Any]
+    #: Per field: the value types sent to the database as they are (see ``_PLAIN``).
+    plain: list[frozenset[type]]
     attnames: list[str]
     converters: list[tuple[int, Any, list[Any]]]
 
@@ -115,7 +156,8 @@ def _plan(
         found = connection.ops.get_db_converters(col) + field.get_db_converters(connection)
         if found:
             converters.append((index, col, found))
-    plan = _Plan(sql, fields, [f.attname for f in wanted], converters)
+    plain = [_PLAIN.get(type(f), _NONE) for f in fields]
+    plan = _Plan(sql, fields, plain, [f.attname for f in wanted], converters)
     _plans[key] = plan
     return plan
 

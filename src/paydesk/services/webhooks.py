@@ -108,18 +108,21 @@ def receive_webhook(
         name: ("[redacted]" if name.lower() in _REDACTED_HEADERS else value)
         for name, value in list(headers.items())[:_HEADERS_KEPT]
     }
-    delivery = model(
-        provider=provider,
-        event_type=inbound.event_type[:120],
-        event_id=inbound.event_id[:255],
-        payload=inbound.payload,
-        body=text,
-        headers=kept,
-        signature=inbound.signature,
-        ip_address=ip_address,
-        status=WebhookStatus.DEAD if inbound.error else WebhookStatus.PENDING,
-        processed=bool(inbound.error),
-        error_message=inbound.error,
+    delivery = _new(
+        model,
+        {
+            "provider": provider,
+            "event_type": inbound.event_type[:120],
+            "event_id": inbound.event_id[:255],
+            "payload": inbound.payload,
+            "body": text,
+            "headers": kept,
+            "signature": inbound.signature,
+            "ip_address": ip_address,
+            "status": WebhookStatus.DEAD if inbound.error else WebhookStatus.PENDING,
+            "processed": bool(inbound.error),
+            "error_message": inbound.error,
+        },
     )
     using = router.db_for_write(model)
     if _upsert_supported(using):
@@ -135,6 +138,21 @@ def receive_webhook(
         return existing, False
 
 
+#: Per webhook model: (attname, default) of each concrete field, in the model's order.
+_fields_of: dict[type[models.Model], tuple[tuple[str, Any], ...]] = {}
+
+
+def _new(model: type[AbstractWebhookEvent], values: dict[str, Any]) -> AbstractWebhookEvent:
+    """``model(**values)``, built as ``Model.from_db`` builds rows: one positional value per
+    concrete field (the others' defaults), which skips ``__init__``'s keyword matching."""
+    fields = _fields_of.get(model)
+    if fields is None:
+        fields = tuple((f.attname, f.get_default) for f in model._meta.concrete_fields)
+        _fields_of[model] = fields
+    build: Any = model  # positional construction, as Django's own from_db() does
+    return build(*[values[name] if name in values else default() for name, default in fields])
+
+
 # What a resend's answer reads of the stored row (``webhooks.pipeline``): the pipeline's
 # decisions (status, success; attempts for an immediate task backend) and the count that
 # says whether this request inserted the row. Everything else stays deferred: loaded if read.
@@ -148,12 +166,15 @@ def _upsert_supported(using: str) -> bool:
 def _upsert(delivery: AbstractWebhookEvent, using: str) -> tuple[AbstractWebhookEvent, bool]:
     """One ``INSERT ... ON CONFLICT DO UPDATE ... RETURNING`` for ``receive_webhook``.
 
-    Sends ``pre_save``/``post_save`` like ``Model.save()`` would for a new row (the metrics
-    count received deliveries on ``post_save``); a resend sends nothing, as before.
+    Sends ``pre_save`` before the statement (so a resend gets one too) and ``post_save``
+    for a new row, like ``Model.save()`` (the metrics count received deliveries on
+    ``post_save``). A signal without receivers for the model is not sent at all: nothing
+    could tell the difference, and that is most of the cost of sending it.
     """
     model = type(delivery)
     meta = model._meta
-    pre_save.send(sender=model, instance=delivery, raw=False, using=using, update_fields=None)
+    if pre_save.has_listeners(model):
+        pre_save.send(sender=model, instance=delivery, raw=False, using=using, update_fields=None)
     returned = [f for f in meta.concrete_fields if f.primary_key or f.name in _RETURNED]
     values = _sql.insert_on_conflict(
         delivery,
@@ -165,14 +186,15 @@ def _upsert(delivery: AbstractWebhookEvent, using: str) -> tuple[AbstractWebhook
     assert values is not None  # DO UPDATE always returns the row
     if values["deliveries"] == 1:  # inserted: what is in memory is the row
         _sql.mark_inserted(delivery, values[meta.pk.attname], using)
-        post_save.send(
-            sender=model,
-            instance=delivery,
-            created=True,
-            update_fields=None,
-            raw=False,
-            using=using,
-        )
+        if post_save.has_listeners(model):
+            post_save.send(
+                sender=model,
+                instance=delivery,
+                created=True,
+                update_fields=None,
+                raw=False,
+                using=using,
+            )
         return delivery, True
     # A resend: the stored row, not this request's copy. Its conflict key is this request's
     # (provider, event_id); the other columns load if something reads them.

@@ -186,13 +186,14 @@ def handle(request: WebhookRequest) -> WebhookResponse:
     if paydesk_settings.WEBHOOKS["PROCESS"] == "inline":
         delivery = service.process_webhook(delivery=delivery, force=force)
     else:
-        from ..tasks import drains_deliveries, enqueue_webhook
+        from ..tasks import drains_deliveries, enqueue_webhook, schedule_drain
 
         if drains_deliveries():
-            # The stored row is the queue; a drain task that starts after now will run it.
+            # The stored row is the queue; a drain task that starts after now will run it
+            # (what enqueue_webhook does on such a backend, without asking it again).
             if not created:
                 service.rearm_redelivery(delivery)
-            enqueue_webhook(delivery.pk, force=force)
+            schedule_drain()
             return WebhookResponse(202, {"status": "pending", "id": delivery.event_id})
         attempts = delivery.attempts
         enqueue_webhook(delivery.pk, force=force)

@@ -9,16 +9,32 @@ before processing it, so a processing failure can never roll the delivery back).
 
 from __future__ import annotations
 
+import json
+
 from django.db import transaction
-from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.http import HttpRequest, HttpResponse
+from django.http.request import HttpHeaders
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
 from .pipeline import WebhookRequest, handle, max_body_size
 
+_UNPREFIXED = frozenset(HttpHeaders.UNPREFIXED_HEADERS)
+
 
 def _headers(request: HttpRequest) -> dict[str, str]:
-    return {key: value for key, value in request.headers.items()}
+    """The request's headers as ``request.headers.items()`` lists them (names, order).
+
+    Built in one pass over ``META`` with ``HttpHeaders``'s own naming rule, without the
+    case-insensitive mapping ``request.headers`` would build first (and nothing else reads).
+    """
+    headers = {}
+    for key, value in request.META.items():
+        if key.startswith("HTTP_"):
+            headers[key[5:].replace("_", "-").title()] = value
+        elif key in _UNPREFIXED:
+            headers[key.replace("_", "-").title()] = value
+    return headers
 
 
 @csrf_exempt
@@ -45,7 +61,11 @@ def webhook(request: HttpRequest, alias: str) -> HttpResponse:
             truncated=truncated,
         )
     )
-    response = JsonResponse(result.body, status=result.status)
+    # The pipeline's answers are small dicts of strings: plain json.dumps, as JsonResponse
+    # would write them, without its encoder class.
+    response = HttpResponse(
+        json.dumps(result.body), content_type="application/json", status=result.status
+    )
     for name, value in result.headers.items():
         response[name] = value
     return response

@@ -78,6 +78,10 @@ _PLAIN: dict[type[models.Field[Any, Any]], frozenset[type]] = {
 _NONE: frozenset[type] = frozenset()
 
 
+#: Django's (private) method that wraps a raw cursor in its CursorWrapper.
+_PREPARE_HOOK = "_prepare_cursor"
+
+
 def _cursor(connection: Any) -> Any:
     """A cursor for one statement: server-side binding on psycopg 3.
 
@@ -93,10 +97,17 @@ def _cursor(connection: Any) -> Any:
         import psycopg
     except ImportError:  # psycopg2: client-side binding is all it has
         return connection.cursor()
+    # _prepare_cursor is Django's private step that wraps a raw cursor in its CursorWrapper
+    # (debug logging, execute_wrappers, error translation); it has been there since Django
+    # 1.x. Should a Django release drop it, fall back to the ordinary cursor: slower, same
+    # result.
+    prepare = getattr(connection, _PREPARE_HOOK, None)
+    if prepare is None:
+        return connection.cursor()
     connection.close_if_health_check_failed()
     connection.ensure_connection()
     with connection.wrap_database_errors:
-        return connection._prepare_cursor(psycopg.Cursor(connection.connection))
+        return prepare(psycopg.Cursor(connection.connection))
 
 
 @dataclass(frozen=True)

@@ -116,6 +116,27 @@ def test_details_are_made_json_safe():
     }
 
 
+@pytest.mark.parametrize(
+    "amount",
+    [Decimal("1E17"), Decimal("-1E15"), Decimal("1.23456"), Decimal("NaN"), Money("1E20", "USD")],
+)
+def test_an_amount_the_column_cannot_hold_is_kept_in_details(amount):
+    # A refused attempt with an absurd amount is exactly what the log is for: the entry must
+    # be written (on PostgreSQL too, where the column would overflow), with the exact figure.
+    entry = audit.log(action="refund", success=False, amount=amount)
+    entry.refresh_from_db()
+    assert entry.amount is None
+    assert entry.details == {"amount": str(getattr(amount, "amount", amount))}
+    assert entry.currency == getattr(amount, "currency", "")
+
+
+def test_an_amount_that_fits_stays_in_its_column():
+    entry = audit.log(action="refund", amount=Decimal("123456789.1234"), currency="USD")
+    entry.refresh_from_db()
+    assert entry.amount == Decimal("123456789.1234")
+    assert entry.details == {}
+
+
 def test_audit_failures_raise_instead_of_dropping_entries():
     with pytest.raises(TypeError, match="Audit detail 'obj'"):
         audit.log_webhook(provider="p", event_id="e", event_type="t", success=True, obj=object())

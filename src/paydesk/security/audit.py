@@ -26,6 +26,7 @@ from django.core.serializers.json import DjangoJSONEncoder
 from django.db import models
 
 from ..models.audit import AuditLog
+from ..models.fields import AMOUNT_DIGITS, AMOUNT_PLACES
 from .ipfilter import client_ip, parse_ip
 
 __all__ = ["AuditLogger", "audit_request_ip"]
@@ -82,6 +83,15 @@ def _amount(value: Any) -> Decimal | None:
     return amount if isinstance(amount, Decimal) else Decimal(str(amount))
 
 
+def _fits(amount: Decimal) -> bool:
+    """Whether ``amount`` fits ``AuditLog.amount`` exactly (its digits and decimal places)."""
+    if not amount.is_finite():
+        return False
+    exponent = amount.as_tuple().exponent
+    places = -exponent if isinstance(exponent, int) and exponent < 0 else 0
+    return places <= AMOUNT_PLACES and abs(amount) < Decimal(10) ** (AMOUNT_DIGITS - AMOUNT_PLACES)
+
+
 class AuditLogger:
     """Append entries to the audit log.
 
@@ -114,6 +124,13 @@ class AuditLogger:
             raise ValueError(f"Audit ip_address {ip_address!r} is not an IP address.")
         if obj is not None:
             object_type, object_id = _object_ref(obj)
+        exact = _amount(amount)
+        details = dict(details or {})
+        if exact is not None and not _fits(exact):
+            # The attempt is what matters (often a refused one with an absurd amount): record
+            # it with the exact figure in details rather than fail on the amount column.
+            details.setdefault("amount", str(exact))
+            exact = None
         return AuditLog.objects.create(
             actor=user,
             actor_label=label,
@@ -122,10 +139,10 @@ class AuditLogger:
             object_id=str(object_id)[:255],
             provider=provider or "",
             success=success,
-            amount=_amount(amount),
+            amount=exact,
             currency=currency or getattr(amount, "currency", "") or "",
             ip_address=None if address is None else str(address),
-            details=_json_details(details or {}),
+            details=_json_details(details),
         )
 
     def log_payment(

@@ -7,10 +7,12 @@ back to Django's ordinary cursor when Django's private ``_prepare_cursor`` is no
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 
 import pytest
 from django.db import connection
+from django.test.utils import isolate_apps
 
 from paydesk.models import WebhookEvent
 from paydesk.services import _sql
@@ -66,3 +68,119 @@ def test_without_djangos_private_cursor_hook_the_ordinary_cursor_is_used(monkeyp
     first = store("evt_2", increment="deliveries")
     assert first is not None
     assert store("evt_2", increment="deliveries") == {"id": first["id"], "deliveries": 2}
+
+
+# -- constant defaults written into the statement -------------------------------------------
+
+
+def test_columns_at_their_constant_default_are_literals_and_the_rest_parameters():
+    if not _sql.supported("default"):
+        pytest.skip("this database keeps the ORM fallback")  # pragma: no cover
+    store("evt_lit", increment="deliveries")
+    fields = (WebhookEvent._meta.pk, WebhookEvent._meta.get_field("deliveries"))
+    plan = _sql._plan(WebhookEvent, "default", ("provider", "event_id"), "deliveries", fields)
+    (statement,) = plan.variants.values()
+    # What the request brought (and the creation time) is sent; flags, counters, empty
+    # texts and unset dates at their defaults are written into the statement.
+    assert {f.name for f in statement.fields} == {
+        "provider",
+        "event_type",
+        "event_id",
+        "payload",
+        "body",
+        "headers",
+        "signature",
+        "ip_address",
+        "created_at",
+    }
+    for literal in ("'pending'", "FALSE", "NULL"):
+        assert literal in statement.sql
+    assert statement.sql.count("%s") == len(statement.fields)
+
+
+def test_values_that_differ_from_the_default_are_stored_as_given():
+    if not _sql.supported("default"):
+        pytest.skip("this database keeps the ORM fallback")  # pragma: no cover
+    row = delivery("evt_odd")
+    # Every column that could be a literal, away from its default; texts with quotes,
+    # backslashes and percent signs, booleans and integers of the "other" type.
+    row.status = "dead"
+    row.processed = True
+    row.success = False
+    row.attempts = 3
+    row.deliveries = 1
+    row.error_message = "it's 100% \\ broken"
+    row.traceback = "%s %(x)s"
+    row.payment_id = "pay_'x"
+    when = dt.datetime(2026, 1, 2, 3, 4, 5, tzinfo=dt.UTC)
+    row.next_retry_at = when
+    stored = _sql.insert_on_conflict(
+        row, using="default", unique=("provider", "event_id"), increment="deliveries"
+    )
+    assert stored is not None
+    got = WebhookEvent.objects.get(pk=stored["id"])
+    assert (got.status, got.processed, got.success, got.attempts, got.deliveries) == (
+        "dead",
+        True,
+        False,
+        3,
+        1,
+    )
+    assert got.error_message == "it's 100% \\ broken"
+    assert got.traceback == "%s %(x)s"
+    assert got.payment_id == "pay_'x"
+    assert got.next_retry_at == when
+    # The default-valued twin right after uses the other statement, and both stay right.
+    again = store("evt_plain", increment="deliveries")
+    assert again is not None
+    plain = WebhookEvent.objects.get(pk=again["id"])
+    assert (plain.status, plain.processed, plain.attempts, plain.next_retry_at) == (
+        "pending",
+        False,
+        0,
+        None,
+    )
+
+
+@isolate_apps("paydesk")
+def test_only_plain_constant_defaults_qualify():
+    from django.db import models
+
+    class Probe(models.Model):
+        flag = models.BooleanField(default=False)
+        count = models.PositiveIntegerField(default=0)
+        label = models.CharField(max_length=20, default="plain-text_1.0")
+        quoted = models.CharField(max_length=20, default="it's")
+        percent = models.CharField(max_length=20, default="100%")
+        made = models.CharField(max_length=20, default=str)
+        bare = models.CharField(max_length=20)
+        when = models.DateTimeField(null=True)
+        required_when = models.DateTimeField(default=None, null=False)
+        stamped = models.DateTimeField(auto_now_add=True, null=True)
+        data = models.JSONField(null=True)
+
+        class Meta:
+            app_label = "paydesk"
+            managed = False
+
+        def __str__(self) -> str:
+            return "probe"
+
+    got = {f.name: _sql._constant(f) for f in Probe._meta.concrete_fields}
+    missing = _sql._MISSING
+    assert got["flag"] is False
+    assert got["count"] == 0
+    assert got["label"] == "plain-text_1.0"
+    assert got["bare"] == ""
+    assert got["when"] is None
+    for name in ("id", "quoted", "percent", "made", "required_when", "stamped", "data"):
+        assert got[name] is missing, name
+
+
+def test_a_value_of_another_type_is_not_the_default():
+    assert _sql._same(0, 0)
+    assert _sql._same(None, None)
+    assert _sql._same("", "")
+    assert not _sql._same(True, 1)
+    assert not _sql._same(0, False)
+    assert not _sql._same(1.0, 1)

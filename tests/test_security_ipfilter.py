@@ -183,3 +183,24 @@ def test_allowlist_for_provider():
             allowlist_for_provider("broken")
         with pytest.raises(ConfigurationError, match="No provider 'stripe'"):
             allowlist_for_provider("stripe")
+
+
+@pytest.mark.parametrize(
+    ("remote", "expected"),
+    [
+        ("203.0.113.7", "203.0.113.7"),
+        ("::ffff:203.0.113.7", "203.0.113.7"),
+        ("2001:DB8::1", "2001:db8::1"),
+        ("203.0.113.7:4431", "203.0.113.7"),
+        ("not an address", None),
+    ],
+)
+def test_a_remembered_peer_gives_the_same_answer_every_time(remote, expected):
+    # client_ip remembers each REMOTE_ADDR it parsed; the second answer comes from there.
+    first = client_ip({"REMOTE_ADDR": remote}, ())
+    second = client_ip({"REMOTE_ADDR": remote}, ())
+    assert first == second == expected
+    # The memory is about the peer only: a trusted proxy's header still decides.
+    forwarded = {"REMOTE_ADDR": remote, "HTTP_X_FORWARDED_FOR": "198.51.100.9"}
+    proxied = client_ip(forwarded, ["203.0.113.0/24", "2001:db8::/32"])
+    assert proxied == ("198.51.100.9" if expected else None)

@@ -176,6 +176,17 @@ def observe_provider_call(provider: str, operation: str) -> Iterator[None]:
 # -- signal receivers ---------------------------------------------------------------------
 
 _WEBHOOK_OUTCOMES = frozenset({"processed", "ignored", "failed", "dead"})
+_webhook_class: list[type[Any]] = []
+
+
+def _webhook_base() -> type[Any]:
+    # Imported on first use (models import this module's callers), then kept: the receiver
+    # runs for every model saved in the project, so it must cost next to nothing.
+    if not _webhook_class:
+        from .models import AbstractWebhookEvent
+
+        _webhook_class.append(AbstractWebhookEvent)
+    return _webhook_class[0]
 
 
 def _on_status_change(sender: Any, *, payment: Any, **kwargs: Any) -> None:
@@ -195,9 +206,7 @@ def _on_refund_failed(sender: Any, *, payment: Any, **kwargs: Any) -> None:
 
 
 def _on_saved(sender: Any, *, instance: Any, created: bool, **kwargs: Any) -> None:
-    from .models import AbstractWebhookEvent
-
-    if not isinstance(instance, AbstractWebhookEvent):
+    if not isinstance(instance, _webhook_base()):
         return
     if created:
         count_webhook(instance.provider, "received")

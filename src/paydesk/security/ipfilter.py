@@ -17,6 +17,7 @@ the backend's documented notifier addresses, ``default_webhook_ip_allowlist``).
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
@@ -104,14 +105,16 @@ def client_ip(request_or_meta: Any, trusted_proxies: Sequence[str] | None = None
     at the nearest address a trusted proxy vouched for.
     """
     meta = _meta(request_or_meta)
-    remote = parse_ip(meta.get("REMOTE_ADDR"))
+    peer = meta.get("REMOTE_ADDR")
+    known = _peer(peer) if isinstance(peer, str) else None
+    remote, text = known or (parse_ip(peer), None)
     if remote is None:
         return None
     if trusted_proxies is None:
         trusted_proxies = security_settings()["TRUSTED_PROXIES"] or ()
     proxies = _networks(trusted_proxies, setting='PAYDESK["SECURITY"]["TRUSTED_PROXIES"]')
     if not _in_any(remote, proxies):
-        return str(remote)
+        return text or str(remote)
     forwarded = meta.get("HTTP_X_FORWARDED_FOR")
     if not isinstance(forwarded, str):
         return str(remote)
@@ -124,6 +127,19 @@ def client_ip(request_or_meta: Any, trusted_proxies: Sequence[str] | None = None
         if not _in_any(address, proxies):
             break
     return str(client)
+
+
+@functools.lru_cache(maxsize=1024)
+def _peer(value: str) -> tuple[IPAddress | None, str | None]:
+    """``parse_ip`` of a ``REMOTE_ADDR`` and its normalised text, remembered.
+
+    A webhook endpoint sees the same few peers (the provider's notifiers, or the proxy in
+    front) on every request, and parsing and formatting an address is most of what
+    ``client_ip`` costs. ``REMOTE_ADDR`` is the TCP peer, not a header a client writes, and
+    the cache is bounded.
+    """
+    address = parse_ip(value)
+    return address, (None if address is None else str(address))
 
 
 class IPAllowlist:

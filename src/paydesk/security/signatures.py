@@ -109,7 +109,8 @@ def _secrets(value: str | Sequence[str] | None, *, what: str) -> tuple[str, ...]
 
 
 def _hmac(secret: str, message: bytes, algorithm: str = "sha256") -> bytes:
-    return hmac.new(secret.encode("utf-8"), message, _DIGESTS[algorithm]).digest()
+    # hmac.digest: the one-shot form, OpenSSL's HMAC in one call without an HMAC object.
+    return hmac.digest(secret.encode("utf-8"), message, _DIGESTS[algorithm])
 
 
 def _matches(expected: bytes, candidate: bytes) -> bool:

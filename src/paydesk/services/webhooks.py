@@ -157,6 +157,7 @@ def _new(model: type[AbstractWebhookEvent], values: dict[str, Any]) -> AbstractW
 # decisions (status, success; attempts for an immediate task backend) and the count that
 # says whether this request inserted the row. Everything else stays deferred: loaded if read.
 _RETURNED = ("deliveries", "status", "success", "attempts")
+_returned: dict[type[models.Model], list[Any]] = {}
 
 
 def _upsert_supported(using: str) -> bool:
@@ -175,7 +176,10 @@ def _upsert(delivery: AbstractWebhookEvent, using: str) -> tuple[AbstractWebhook
     meta = model._meta
     if pre_save.has_listeners(model):
         pre_save.send(sender=model, instance=delivery, raw=False, using=using, update_fields=None)
-    returned = [f for f in meta.concrete_fields if f.primary_key or f.name in _RETURNED]
+    returned = _returned.get(model)
+    if returned is None:
+        returned = [f for f in meta.concrete_fields if f.primary_key or f.name in _RETURNED]
+        _returned[model] = returned
     values = _sql.insert_on_conflict(
         delivery,
         using=using,

@@ -140,11 +140,12 @@ def handle(request: WebhookRequest) -> WebhookResponse:
     if too_big or (request.content_length or 0) > limit:
         return _error(413, "payload_too_large", f"Webhook bodies are limited to {limit} bytes.")
 
+    gate = _gate(alias)
     meta = {"REMOTE_ADDR": request.remote_addr or ""}
-    forwarded = _header(request.headers, "X-Forwarded-For")
+    # X-Forwarded-For counts only when the peer is a trusted proxy: without any, skip it.
+    forwarded = _header(request.headers, "X-Forwarded-For") if gate.trusted_proxies else ""
     if forwarded:
         meta["HTTP_X_FORWARDED_FOR"] = forwarded
-    gate = _gate(alias)
     ip = client_ip(meta, gate.trusted_proxies)
     if not gate.allowlist.allows(ip):
         logger.warning("webhook for %s refused from %s: not in the allowlist", alias, ip)

@@ -37,7 +37,7 @@ from django.utils.encoding import force_bytes
 from ...conf import paydesk_settings
 from ...exceptions import ConfigurationError, WebhookError
 from ...money import Money
-from ...security.signatures import SandboxWebhookVerifier
+from ...security.signatures import SandboxWebhookVerifier, get_header
 from ...types import (
     DisputeEvent,
     InboundWebhook,
@@ -92,7 +92,7 @@ def verifier(provider: SandboxProvider) -> SandboxWebhookVerifier:
 
 def verify(provider: SandboxProvider, body: bytes, headers: Mapping[str, str]) -> InboundWebhook:
     verifier(provider).verify_request(body, headers)
-    signature = _header(headers, provider.webhook_signature_header)
+    signature = get_header(headers, provider.webhook_signature_header) or ""
     try:
         payload = json.loads(body)
         if not isinstance(payload, dict):
@@ -113,14 +113,6 @@ def verify(provider: SandboxProvider, body: bytes, headers: Mapping[str, str]) -
         payload=payload,
         signature=signature,
     )
-
-
-def _header(headers: Mapping[str, str], name: str) -> str:
-    lowered = name.lower()
-    for key, value in headers.items():
-        if key.lower() == lowered:
-            return value
-    return ""
 
 
 def _money(value: Any, currency: str) -> Money:

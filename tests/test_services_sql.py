@@ -2,7 +2,8 @@
 
 Exercised end to end by the webhook and ledger tests; here, the statement on its own: a new
 row, a conflicting one (DO NOTHING and DO UPDATE ... + 1), and the psycopg cursor path falling
-back to Django's ordinary cursor when Django's private ``_prepare_cursor`` is not there.
+back to Django's ordinary cursor when Django's private ``_prepare_cursor`` is not there, the
+kept psycopg cursor, and the literal defaults.
 """
 
 from __future__ import annotations
@@ -68,6 +69,29 @@ def test_without_djangos_private_cursor_hook_the_ordinary_cursor_is_used(monkeyp
     first = store("evt_2", increment="deliveries")
     assert first is not None
     assert store("evt_2", increment="deliveries") == {"id": first["id"], "deliveries": 2}
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)  # it closes the connection
+def test_the_psycopg_cursor_is_kept_per_connection_and_replaced_after_a_reconnect():
+    from django.test.utils import CaptureQueriesContext
+
+    assert store("evt_k1", increment="deliveries") is not None
+    kept = getattr(connection, _sql._KEPT)
+    assert store("evt_k2", increment="deliveries") is not None
+    assert getattr(connection, _sql._KEPT) is kept  # reused, not made again
+    # Still Django's cursor wrapper around it: the statement is logged when queries are.
+    with CaptureQueriesContext(connection) as ctx:
+        store("evt_k3", increment="deliveries")
+    assert len(ctx.captured_queries) == 1
+    assert "ON CONFLICT" in ctx.captured_queries[0]["sql"]
+    # A closed connection (e.g. CONN_MAX_AGE, a failed health check) reconnects with a new
+    # psycopg connection; the old cursor is not used on it.
+    connection.close()
+    assert kept.closed or kept.connection.closed
+    assert store("evt_k4", increment="deliveries") is not None
+    assert getattr(connection, _sql._KEPT) is not kept
+    assert WebhookEvent.objects.filter(event_id__startswith="evt_k").count() == 4
 
 
 # -- constant defaults written into the statement -------------------------------------------

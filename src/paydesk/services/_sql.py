@@ -18,7 +18,7 @@ from typing import Any
 
 from django.db import connections, models
 
-__all__ = ["insert_on_conflict", "mark_inserted", "supported"]
+__all__ = ["fetch_one", "insert_on_conflict", "mark_inserted", "supported"]
 
 
 def supported(using: str) -> bool:
@@ -62,9 +62,7 @@ def insert_on_conflict(
             # ``None`` too: a field may turn it into something else (a default, SQL NULL).
             value = sent.get_db_prep_save(value, connection)
         params.append(value)
-    with _cursor(connection) as cursor:
-        cursor.execute(plan.sql, params)
-        row = cursor.fetchone()
+    row = fetch_one(connection, plan.sql, params)
     if row is None:
         return None  # DO NOTHING: the row was there
     values = list(row)
@@ -98,32 +96,58 @@ _NONE: frozenset[type] = frozenset()
 _PREPARE_HOOK = "_prepare_cursor"
 
 
-def _cursor(connection: Any) -> Any:
-    """A cursor for one statement: server-side binding on psycopg 3.
+#: Where a database connection keeps its psycopg cursor for ``fetch_one``.
+_KEPT = "_paydesk_cursor"
 
-    Django's PostgreSQL cursors bind parameters client-side by default (quoting every value
-    into the SQL text in Python); a wide row's parameters cost far less CPU sent as
-    parameters. The cursor is Django's wrapper around it (query logging, execute wrappers,
-    error translation); prepared statements stay as the project configured them
-    (``prepare_threshold``, off by default, so PgBouncer in transaction mode still works).
+
+def fetch_one(connection: Any, sql: str, params: Sequence[Any]) -> Any:
+    """Run one statement and return its first row (``None`` if it returned none).
+
+    On psycopg 3 the statement binds its parameters server-side, through a plain
+    ``psycopg.Cursor`` wrapped in Django's ``CursorWrapper`` (query log, execute wrappers,
+    error translation kept): Django's default ``ClientCursor`` quotes every value into the
+    SQL text in Python, which costs far more for a wide row. The psycopg cursor is kept on
+    the connection and reused (a client-side cursor holds nothing on the server between
+    statements, and a Django connection belongs to one thread), because making and closing
+    one per statement cost more than running the statement through it. Prepared statements
+    stay as the project configured them (``prepare_threshold``, off by default, so PgBouncer
+    in transaction mode still works). Anything else uses Django's ordinary cursor.
     """
+    kept = _kept_cursor(connection)
+    if kept is None:
+        with connection.cursor() as cursor:
+            cursor.execute(sql, params)
+            return cursor.fetchone()
+    kept.execute(sql, params)
+    return kept.fetchone()
+
+
+def _kept_cursor(connection: Any) -> Any:
+    """Django's wrapper around the connection's kept psycopg cursor, or ``None``."""
     if connection.vendor != "postgresql":
-        return connection.cursor()
+        return None
     try:
         import psycopg
     except ImportError:  # psycopg2: client-side binding is all it has
-        return connection.cursor()
+        return None
     # _prepare_cursor is Django's private step that wraps a raw cursor in its CursorWrapper
     # (debug logging, execute_wrappers, error translation); it has been there since Django
     # 1.x. Should a Django release drop it, fall back to the ordinary cursor: slower, same
     # result.
     prepare = getattr(connection, _PREPARE_HOOK, None)
     if prepare is None:
-        return connection.cursor()
+        return None
     connection.close_if_health_check_failed()
     connection.ensure_connection()
+    raw = connection.connection
     with connection.wrap_database_errors:
-        return prepare(psycopg.Cursor(connection.connection))
+        cursor = getattr(connection, _KEPT, None)
+        # A reconnect gives a new psycopg connection: its old cursor is not reused.
+        if cursor is None or cursor.closed or cursor.connection is not raw:
+            cursor = psycopg.Cursor(raw)
+            setattr(connection, _KEPT, cursor)
+        # Wrapped on every call: whether queries are logged can change between statements.
+        return prepare(cursor)
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,7 @@ retried with exponential backoff up to ``WEBHOOKS["MAX_ATTEMPTS"]``, then dead-l
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import logging
 import traceback
@@ -361,14 +362,15 @@ def _find_payment(
     alias: str, *, payment_id: str, provider_payment_id: str, lock: bool = False
 ) -> Payment:
     """The payment an effect is about; ``lock=True`` locks it (inside a transaction)."""
-    candidates = (Payment.objects.select_for_update() if lock else Payment.objects).filter(
-        provider=alias
-    )
+    manager = Payment.objects.select_for_update() if lock else Payment.objects
     payment = None
     if payment_id:
-        payment = candidates.filter(pk=payment_id).first()
+        # By primary key: at most one row, so no ORDER BY / LIMIT 1 to compile and plan.
+        with contextlib.suppress(Payment.DoesNotExist):
+            payment = manager.get(pk=payment_id, provider=alias)
     if payment is None and provider_payment_id:
-        payment = candidates.filter(provider_payment_id=provider_payment_id).first()
+        # Not unique: the newest payment with that provider id, as before.
+        payment = manager.filter(provider=alias, provider_payment_id=provider_payment_id).first()
     if payment is None:
         # Possibly a payment whose create call has not committed yet: fail, and retry later.
         raise WebhookError(

@@ -20,10 +20,11 @@ import datetime as dt
 import logging
 import traceback
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from django.apps import apps
-from django.db import IntegrityError, models, router, transaction
+from django.db import IntegrityError, connections, models, router, transaction
 from django.db.models import F, Q
 from django.db.models.signals import post_save, pre_save
 from django.utils import timezone
@@ -256,9 +257,117 @@ def _take(delivery: AbstractWebhookEvent, *, force: bool, now: dt.datetime) -> b
 def _claim(pk: Any, *, force: bool) -> AbstractWebhookEvent | None:
     model = webhook_model()
     now = timezone.now()
+    using = router.db_for_write(model)
+    if _sql.supported(using) and not pre_save.has_listeners(model):
+        return _claim_in_one_statement(model, pk, force=force, now=now, using=using)
     with transaction.atomic():
         delivery = model.objects.select_for_update().get(pk=pk)
         return delivery if _take(delivery, force=force, now=now) else None
+
+
+#: What ``_take`` writes, as ``save(update_fields=...)`` reports it to ``post_save``.
+_TAKEN_FIELDS = frozenset({"status", "attempts", "lease_until"})
+
+
+@dataclass(frozen=True)
+class _ClaimPlan:
+    sql: str
+    attnames: list[str]
+    converters: list[tuple[int, Any, list[Any]]]
+
+
+_claim_plans: dict[tuple[Any, ...], _ClaimPlan] = {}
+
+
+def _claim_plan(model: type[AbstractWebhookEvent], using: str) -> _ClaimPlan:
+    """``_take``'s decision and write as one ``UPDATE ... WHERE ... RETURNING`` (per model)."""
+    connection = connections[using]
+    key = (model, using, connection.vendor)
+    plan = _claim_plans.get(key)
+    if plan is not None:
+        return plan
+    meta = model._meta
+    assert meta.pk is not None
+    qn = connection.ops.quote_name
+
+    def col(name: str) -> str:
+        field: Any = meta.get_field(name)
+        return qn(str(field.column))
+
+    status, lease, payload = col("status"), col("lease_until"), col("payload")
+    fields = list(meta.concrete_fields)
+    # Only quoted identifiers from the model's own metadata are interpolated; values are
+    # params. Each NOT (...) is two-valued: lease_until is tested for NULL before it is
+    # compared, and the other columns are NOT NULL. "payload IS NULL" is _take's "payload is
+    # None": receive_webhook stores a missing payload as SQL NULL (rearm_redelivery's
+    # payload__isnull relies on the same).
+    sql = (
+        f"UPDATE {qn(meta.db_table)} "  # noqa: S608
+        f"SET {status} = %s, {col('attempts')} = {col('attempts')} + 1, {lease} = %s "
+        f"WHERE {qn(str(meta.pk.column))} = %s AND NOT {col('success')} "
+        f"AND NOT ({status} = %s AND {lease} IS NOT NULL AND {lease} > %s) "
+        f"AND NOT ({status} = %s AND (%s OR {payload} IS NULL)) "
+        f"RETURNING {', '.join(qn(str(f.column)) for f in fields)}"
+    )
+    converters = []
+    for index, field in enumerate(fields):
+        column = field.get_col(meta.db_table)
+        found = connection.ops.get_db_converters(column) + field.get_db_converters(connection)
+        if found:
+            converters.append((index, column, found))
+    plan = _ClaimPlan(sql, [f.attname for f in fields], converters)
+    _claim_plans[key] = plan
+    return plan
+
+
+def _claim_in_one_statement(
+    model: type[AbstractWebhookEvent], pk: Any, *, force: bool, now: dt.datetime, using: str
+) -> AbstractWebhookEvent | None:
+    """``_claim`` as one conditional ``UPDATE ... RETURNING``, atomic on its own.
+
+    The ``WHERE`` is ``_take``'s decision (not done, not leased by someone else, not dead
+    unless forced and parseable), checked by the database on the row it updates: on
+    PostgreSQL a concurrent claim waits for the row lock and re-checks the condition on the
+    committed row, as ``select_for_update()`` + ``_take`` did, with no transaction, read and
+    second statement around it. ``post_save`` goes out as ``_take``'s ``save()`` sends it;
+    with ``pre_save`` receivers (which would expect the instance before the write)
+    ``_claim`` keeps the ORM path.
+    """
+    connection = connections[using]
+    plan = _claim_plan(model, using)
+    lease = dt.timedelta(seconds=int(paydesk_settings.WEBHOOKS["LEASE_SECONDS"]))
+    meta = model._meta
+    assert meta.pk is not None
+    lease_field = meta.get_field("lease_until")
+    params = [
+        WebhookStatus.PROCESSING.value,
+        lease_field.get_db_prep_save(now + lease, connection),
+        meta.pk.get_db_prep_value(pk, connection),
+        WebhookStatus.PROCESSING.value,
+        lease_field.get_db_prep_value(now, connection),
+        WebhookStatus.DEAD.value,
+        not force,
+    ]
+    with _sql._cursor(connection) as cursor:  # server-side binding, as _sql's inserts
+        cursor.execute(plan.sql, params)
+        row = cursor.fetchone()
+    if row is None:
+        return None  # not to be run now (or no such delivery: the caller's get() says so)
+    values = list(row)
+    for index, column, converters in plan.converters:
+        for converter in converters:
+            values[index] = converter(values[index], column, connection)
+    delivery = model.from_db(using, plan.attnames, values)
+    if post_save.has_listeners(model):
+        post_save.send(
+            sender=model,
+            instance=delivery,
+            created=False,
+            update_fields=_TAKEN_FIELDS,
+            raw=False,
+            using=using,
+        )
+    return delivery
 
 
 def _claim_next() -> AbstractWebhookEvent | None:

@@ -3,19 +3,22 @@
 Exercised end to end by the webhook and ledger tests; here, the statement on its own: a new
 row, a conflicting one (DO NOTHING and DO UPDATE ... + 1), and the psycopg cursor path falling
 back to Django's ordinary cursor when Django's private ``_prepare_cursor`` is not there, the
-kept psycopg cursor, and the literal defaults.
+kept psycopg cursor, and the literal defaults; and ``select_one``, the one-row read the
+webhook path uses instead of a compiled ``.get()``.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import json
+from decimal import Decimal
 
 import pytest
-from django.db import connection
+from django.db import connection, transaction
+from django.db.transaction import TransactionManagementError
 from django.test.utils import isolate_apps
 
-from paydesk.models import WebhookEvent
+from paydesk.models import Payment, WebhookEvent
 from paydesk.services import _sql
 
 pytestmark = pytest.mark.django_db
@@ -208,3 +211,32 @@ def test_a_value_of_another_type_is_not_the_default():
     assert not _sql._same(True, 1)
     assert not _sql._same(0, False)
     assert not _sql._same(1.0, 1)
+
+
+def test_select_one_loads_the_row_the_orm_loads():
+    payment = Payment.objects.create(
+        amount=Decimal("25.00"),
+        currency="USD",
+        provider="sandbox",
+        next_action={"type": "redirect", "redirect_url": "https://example.com/"},
+        metadata={"order": 7},
+    )
+    with transaction.atomic():
+        found = _sql.select_one(
+            Payment, using="default", where={"id": payment.pk, "provider": "sandbox"}, lock=True
+        )
+    loaded = Payment.objects.get(pk=payment.pk)
+    assert found is not None
+    for field in Payment._meta.concrete_fields:
+        assert getattr(found, field.attname) == getattr(loaded, field.attname), field.name
+        assert type(getattr(found, field.attname)) is type(getattr(loaded, field.attname))
+    assert (found._state.adding, found._state.db) == (False, "default")
+    where = {"id": payment.pk, "provider": "stripe"}
+    assert _sql.select_one(Payment, using="default", where=where) is None
+
+
+@pytest.mark.django_db(transaction=True)
+def test_select_one_locks_only_inside_a_transaction():
+    # As select_for_update(): a lock outside a transaction would be released at once.
+    with pytest.raises(TransactionManagementError):
+        _sql.select_one(Payment, using="default", where={"id": "pay_x"}, lock=True)

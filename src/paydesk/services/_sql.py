@@ -14,11 +14,23 @@ import re
 import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from django.db import connections, models
+from django.db.transaction import TransactionManagementError
 
-__all__ = ["fetch_one", "insert_on_conflict", "mark_inserted", "supported"]
+_M = TypeVar("_M", bound=models.Model)
+
+__all__ = [
+    "Columns",
+    "columns",
+    "fetch_one",
+    "insert_on_conflict",
+    "load",
+    "mark_inserted",
+    "select_one",
+    "supported",
+]
 
 
 def supported(using: str) -> bool:
@@ -314,3 +326,89 @@ def mark_inserted(instance: models.Model, pk_value: Any, using: str) -> None:
     instance.pk = pk_value
     instance._state.adding = False
     instance._state.db = using
+
+
+@dataclass(frozen=True)
+class Columns:
+    """Every concrete column of a model, as a ``SELECT`` or ``RETURNING`` list, and what
+    ``load`` needs to turn such a row into an instance."""
+
+    sql: str
+    attnames: list[str]
+    converters: list[tuple[int, Any, list[Any]]]
+
+
+_columns: dict[tuple[Any, ...], Columns] = {}
+
+
+def columns(model: type[models.Model], using: str) -> Columns:
+    """``model``'s full column list, built once per model and database (per process)."""
+    connection = connections[using]
+    key = (model, using, connection.vendor)
+    found = _columns.get(key)
+    if found is not None:
+        return found
+    meta = model._meta
+    qn = connection.ops.quote_name
+    fields = list(meta.concrete_fields)
+    converters = []
+    for index, model_field in enumerate(fields):
+        col = model_field.get_col(meta.db_table)
+        wanted = connection.ops.get_db_converters(col) + model_field.get_db_converters(connection)
+        if wanted:
+            converters.append((index, col, wanted))
+    sql = ", ".join(f"{qn(meta.db_table)}.{qn(str(f.column))}" for f in fields)
+    found = Columns(sql, [f.attname for f in fields], converters)
+    _columns[key] = found
+    return found
+
+
+def load(model: type[_M], using: str, cols: Columns, row: Sequence[Any]) -> _M:
+    """The instance a row of ``cols`` is, converted as the ORM converts it (``from_db``)."""
+    values = list(row)
+    connection = connections[using]
+    for index, col, converters in cols.converters:
+        for converter in converters:
+            values[index] = converter(values[index], col, connection)
+    return model.from_db(using, cols.attnames, values)
+
+
+_selects: dict[tuple[Any, ...], str] = {}
+
+
+def select_one(
+    model: type[_M], *, using: str, where: dict[str, Any], lock: bool = False
+) -> _M | None:
+    """The row whose ``where`` fields (``{name: value}``, equality) match, or ``None``.
+
+    For a look-up that matches at most one row (a primary key): what ``.get()`` returns,
+    locked with ``lock=True`` (``SELECT ... FOR UPDATE``, inside a transaction, as
+    ``select_for_update()`` requires), without compiling a query each time. Every column is
+    loaded; the statement is built once per model, database and ``where`` names.
+    """
+    connection = connections[using]
+    if lock and connection.get_autocommit():
+        raise TransactionManagementError(
+            "select_for_update cannot be used outside of a transaction."
+        )
+    meta = model._meta
+    names = tuple(where)
+    key = (model, using, connection.vendor, names, lock)
+    sql = _selects.get(key)
+    cols = columns(model, using)
+    if sql is None:
+        qn = connection.ops.quote_name
+        table = qn(meta.db_table)
+        fields: list[Any] = [meta.get_field(name) for name in names]
+        condition = " AND ".join(f"{table}.{qn(str(f.column))} = %s" for f in fields)
+        # Only quoted identifiers from the model's own metadata are interpolated.
+        sql = f"SELECT {cols.sql} FROM {table} WHERE {condition}"  # noqa: S608
+        if lock and connection.features.has_select_for_update:
+            sql += " FOR UPDATE"
+        _selects[key] = sql
+    params = []
+    for name, value in where.items():
+        target: Any = meta.get_field(name)
+        params.append(target.get_db_prep_value(value, connection))
+    row = fetch_one(connection, sql, params)
+    return None if row is None else load(model, using, cols, row)

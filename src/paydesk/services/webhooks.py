@@ -20,7 +20,6 @@ import datetime as dt
 import logging
 import traceback
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any
 
 from django.apps import apps
@@ -269,23 +268,16 @@ def _claim(pk: Any, *, force: bool) -> AbstractWebhookEvent | None:
 _TAKEN_FIELDS = frozenset({"status", "attempts", "lease_until"})
 
 
-@dataclass(frozen=True)
-class _ClaimPlan:
-    sql: str
-    attnames: list[str]
-    converters: list[tuple[int, Any, list[Any]]]
+_claim_sql: dict[tuple[Any, ...], str] = {}
 
 
-_claim_plans: dict[tuple[Any, ...], _ClaimPlan] = {}
-
-
-def _claim_plan(model: type[AbstractWebhookEvent], using: str) -> _ClaimPlan:
+def _claim_statement(model: type[AbstractWebhookEvent], using: str) -> str:
     """``_take``'s decision and write as one ``UPDATE ... WHERE ... RETURNING`` (per model)."""
     connection = connections[using]
     key = (model, using, connection.vendor)
-    plan = _claim_plans.get(key)
-    if plan is not None:
-        return plan
+    sql = _claim_sql.get(key)
+    if sql is not None:
+        return sql
     meta = model._meta
     assert meta.pk is not None
     qn = connection.ops.quote_name
@@ -295,7 +287,6 @@ def _claim_plan(model: type[AbstractWebhookEvent], using: str) -> _ClaimPlan:
         return qn(str(field.column))
 
     status, lease, payload = col("status"), col("lease_until"), col("payload")
-    fields = list(meta.concrete_fields)
     # Only quoted identifiers from the model's own metadata are interpolated; values are
     # params. Each NOT (...) is two-valued: lease_until is tested for NULL before it is
     # compared, and the other columns are NOT NULL. "payload IS NULL" is _take's "payload is
@@ -307,17 +298,10 @@ def _claim_plan(model: type[AbstractWebhookEvent], using: str) -> _ClaimPlan:
         f"WHERE {qn(str(meta.pk.column))} = %s AND NOT {col('success')} "
         f"AND NOT ({status} = %s AND {lease} IS NOT NULL AND {lease} > %s) "
         f"AND NOT ({status} = %s AND (%s OR {payload} IS NULL)) "
-        f"RETURNING {', '.join(qn(str(f.column)) for f in fields)}"
+        f"RETURNING {_sql.columns(model, using).sql}"
     )
-    converters = []
-    for index, field in enumerate(fields):
-        column = field.get_col(meta.db_table)
-        found = connection.ops.get_db_converters(column) + field.get_db_converters(connection)
-        if found:
-            converters.append((index, column, found))
-    plan = _ClaimPlan(sql, [f.attname for f in fields], converters)
-    _claim_plans[key] = plan
-    return plan
+    _claim_sql[key] = sql
+    return sql
 
 
 def _claim_in_one_statement(
@@ -334,7 +318,7 @@ def _claim_in_one_statement(
     ``_claim`` keeps the ORM path.
     """
     connection = connections[using]
-    plan = _claim_plan(model, using)
+    sql = _claim_statement(model, using)
     lease = dt.timedelta(seconds=int(paydesk_settings.WEBHOOKS["LEASE_SECONDS"]))
     meta = model._meta
     assert meta.pk is not None
@@ -349,15 +333,11 @@ def _claim_in_one_statement(
         not force,
     ]
     with _sql._cursor(connection) as cursor:  # server-side binding, as _sql's inserts
-        cursor.execute(plan.sql, params)
+        cursor.execute(sql, params)
         row = cursor.fetchone()
     if row is None:
         return None  # not to be run now (or no such delivery: the caller's get() says so)
-    values = list(row)
-    for index, column, converters in plan.converters:
-        for converter in converters:
-            values[index] = converter(values[index], column, connection)
-    delivery = model.from_db(using, plan.attnames, values)
+    delivery = _sql.load(model, using, _sql.columns(model, using), row)
     if post_save.has_listeners(model):
         post_save.send(
             sender=model,
@@ -475,8 +455,14 @@ def _find_payment(
     payment = None
     if payment_id:
         # By primary key: at most one row, so no ORDER BY / LIMIT 1 to compile and plan.
-        with contextlib.suppress(Payment.DoesNotExist):
-            payment = manager.get(pk=payment_id, provider=alias)
+        using = router.db_for_write(Payment) if lock else router.db_for_read(Payment)
+        if _sql.supported(using):
+            # The one read of every delivery: a statement built once, not a compiled query.
+            where = {"id": payment_id, "provider": alias}
+            payment = _sql.select_one(Payment, using=using, where=where, lock=lock)
+        else:
+            with contextlib.suppress(Payment.DoesNotExist):
+                payment = manager.get(pk=payment_id, provider=alias)
     if payment is None and provider_payment_id:
         # Not unique: the newest payment with that provider id, as before.
         payment = manager.filter(provider=alias, provider_payment_id=provider_payment_id).first()

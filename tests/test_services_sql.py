@@ -18,8 +18,9 @@ from django.db import connection, transaction
 from django.db.transaction import TransactionManagementError
 from django.test.utils import isolate_apps
 
-from paydesk.models import Payment, WebhookEvent
-from paydesk.services import _sql
+from paydesk.models import Payment, TransactionLog, WebhookEvent
+from paydesk.services import _sql, ledger
+from paydesk.states import LedgerKind
 
 pytestmark = pytest.mark.django_db
 
@@ -240,3 +241,19 @@ def test_select_one_locks_only_inside_a_transaction():
     # As select_for_update(): a lock outside a transaction would be released at once.
     with pytest.raises(TransactionManagementError):
         _sql.select_one(Payment, using="default", where={"id": "pay_x"}, lock=True)
+
+
+def test_the_folds_read_is_the_ledgers_facts_in_any_order():
+    payment = Payment.objects.create(amount=Decimal("25.00"), currency="USD", provider="sandbox")
+    with transaction.atomic():
+        ledger.append(payment, kind=LedgerKind.AUTHORIZATION, key="a", amount=Decimal("25.00"))
+        ledger.append(payment, kind=LedgerKind.CAPTURE, key="c", amount=Decimal("10.5"), ref="r")
+        ledger.append(payment, kind=LedgerKind.NOTE, key="n", attempt=2, message="hi")
+    facts = ledger._facts(payment)
+    expected = TransactionLog.objects.filter(payment=payment).facts()
+    assert sorted(facts, key=lambda f: f.key) == sorted(expected, key=lambda f: f.key)
+    assert [type(f.amount) for f in sorted(facts, key=lambda f: f.key)] == [
+        Decimal,
+        Decimal,
+        type(None),
+    ]

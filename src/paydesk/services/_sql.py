@@ -1,11 +1,23 @@
-"""One-statement inserts that tolerate a unique-constraint conflict (PostgreSQL, SQLite).
+"""Statements on the webhook and ledger hot path, built once instead of compiled per call.
 
-This module owns one decision: how a service stores a row "unless it is already there" in a
-single statement, ``INSERT ... ON CONFLICT (...) DO NOTHING | DO UPDATE ... RETURNING ...``,
-instead of a savepoint, an ``INSERT`` that fails and a rollback. The statement is atomic on
-its own, so it needs no transaction, and concurrent inserts of the same key are settled by
-the database (the second waits for the first and then conflicts). Callers check
-``supported()`` and keep an ORM fallback for other databases.
+This module owns one decision: which few statements paydesk runs without the ORM's query
+compiler, and how they keep the ORM's behaviour. The ORM compiles every query anew (a few
+hundred microseconds of Python for a one-row read), and a delivery runs the same handful
+of statements thousands of times an hour. So:
+
+- ``insert_on_conflict``: store a row "unless it is already there" in one statement,
+  ``INSERT ... ON CONFLICT (...) DO NOTHING | DO UPDATE ... RETURNING ...``, instead of a
+  savepoint, an ``INSERT`` that fails and a rollback. Atomic on its own, so it needs no
+  transaction; concurrent inserts of the same key are settled by the database. Columns at
+  their field's constant default are written as literals.
+- ``select_one`` / ``select_values``: an equality look-up (``.get()`` with an optional
+  ``FOR UPDATE``, or ``values_list``) whose statement is built once, with values converted
+  as the ORM converts them.
+- ``fetch_one`` / ``fetch_all``: how those statements reach the database (server-side
+  binding through one kept psycopg cursor per connection, inside Django's cursor wrapper).
+
+Callers check ``supported()`` and keep the ORM path for other databases; tests compare each
+statement's result with the ORM's.
 """
 
 from __future__ import annotations
@@ -24,11 +36,13 @@ _M = TypeVar("_M", bound=models.Model)
 __all__ = [
     "Columns",
     "columns",
+    "fetch_all",
     "fetch_one",
     "insert_on_conflict",
     "load",
     "mark_inserted",
     "select_one",
+    "select_values",
     "supported",
 ]
 
@@ -132,6 +146,17 @@ def fetch_one(connection: Any, sql: str, params: Sequence[Any]) -> Any:
             return cursor.fetchone()
     kept.execute(sql, params)
     return kept.fetchone()
+
+
+def fetch_all(connection: Any, sql: str, params: Sequence[Any]) -> list[Any]:
+    """Run one statement and return all its rows (the cursor as ``fetch_one`` chooses)."""
+    kept = _kept_cursor(connection)
+    if kept is None:
+        with connection.cursor() as cursor:
+            cursor.execute(sql, params)
+            return list(cursor.fetchall())
+    kept.execute(sql, params)
+    return list(kept.fetchall())
 
 
 def _kept_cursor(connection: Any) -> Any:
@@ -341,16 +366,19 @@ class Columns:
 _columns: dict[tuple[Any, ...], Columns] = {}
 
 
-def columns(model: type[models.Model], using: str) -> Columns:
-    """``model``'s full column list, built once per model and database (per process)."""
+def columns(model: type[models.Model], using: str, names: tuple[str, ...] | None = None) -> Columns:
+    """The columns of ``names`` (default: every concrete field), built once per model,
+    database and names (per process)."""
     connection = connections[using]
-    key = (model, using, connection.vendor)
+    key = (model, using, connection.vendor, names)
     found = _columns.get(key)
     if found is not None:
         return found
     meta = model._meta
     qn = connection.ops.quote_name
-    fields = list(meta.concrete_fields)
+    fields: list[Any] = (
+        list(meta.concrete_fields) if names is None else [meta.get_field(n) for n in names]
+    )
     converters = []
     for index, model_field in enumerate(fields):
         col = model_field.get_col(meta.db_table)
@@ -363,43 +391,35 @@ def columns(model: type[models.Model], using: str) -> Columns:
     return found
 
 
-def load(model: type[_M], using: str, cols: Columns, row: Sequence[Any]) -> _M:
-    """The instance a row of ``cols`` is, converted as the ORM converts it (``from_db``)."""
+def _convert(cols: Columns, row: Sequence[Any], connection: Any) -> list[Any]:
     values = list(row)
-    connection = connections[using]
     for index, col, converters in cols.converters:
         for converter in converters:
             values[index] = converter(values[index], col, connection)
-    return model.from_db(using, cols.attnames, values)
+    return values
+
+
+def load(model: type[_M], using: str, cols: Columns, row: Sequence[Any]) -> _M:
+    """The instance a row of ``cols`` is, converted as the ORM converts it (``from_db``)."""
+    return model.from_db(using, cols.attnames, _convert(cols, row, connections[using]))
 
 
 _selects: dict[tuple[Any, ...], str] = {}
 
 
-def select_one(
-    model: type[_M], *, using: str, where: dict[str, Any], lock: bool = False
-) -> _M | None:
-    """The row whose ``where`` fields (``{name: value}``, equality) match, or ``None``.
-
-    For a look-up that matches at most one row (a primary key): what ``.get()`` returns,
-    locked with ``lock=True`` (``SELECT ... FOR UPDATE``, inside a transaction, as
-    ``select_for_update()`` requires), without compiling a query each time. Every column is
-    loaded; the statement is built once per model, database and ``where`` names.
-    """
+def _select(
+    model: type[models.Model], using: str, cols: Columns, where: dict[str, Any], lock: bool
+) -> tuple[str, list[Any]]:
+    """``SELECT <cols> FROM <table> WHERE <where, equality> [FOR UPDATE]`` and its params;
+    the statement is built once per model, database, columns and ``where`` names."""
     connection = connections[using]
-    if lock and connection.get_autocommit():
-        raise TransactionManagementError(
-            "select_for_update cannot be used outside of a transaction."
-        )
     meta = model._meta
-    names = tuple(where)
-    key = (model, using, connection.vendor, names, lock)
+    key = (model, using, connection.vendor, cols.sql, tuple(where), lock)
     sql = _selects.get(key)
-    cols = columns(model, using)
     if sql is None:
         qn = connection.ops.quote_name
         table = qn(meta.db_table)
-        fields: list[Any] = [meta.get_field(name) for name in names]
+        fields: list[Any] = [meta.get_field(name) for name in where]
         condition = " AND ".join(f"{table}.{qn(str(f.column))} = %s" for f in fields)
         # Only quoted identifiers from the model's own metadata are interpolated.
         sql = f"SELECT {cols.sql} FROM {table} WHERE {condition}"  # noqa: S608
@@ -410,5 +430,37 @@ def select_one(
     for name, value in where.items():
         target: Any = meta.get_field(name)
         params.append(target.get_db_prep_value(value, connection))
+    return sql, params
+
+
+def select_one(
+    model: type[_M], *, using: str, where: dict[str, Any], lock: bool = False
+) -> _M | None:
+    """The row whose ``where`` fields (``{name: value}``, equality) match, or ``None``.
+
+    For a look-up that matches at most one row (a primary key): what ``.get()`` returns,
+    locked with ``lock=True`` (``SELECT ... FOR UPDATE``, inside a transaction, as
+    ``select_for_update()`` requires), without compiling a query each time. Every column is
+    loaded.
+    """
+    connection = connections[using]
+    if lock and connection.get_autocommit():
+        raise TransactionManagementError(
+            "select_for_update cannot be used outside of a transaction."
+        )
+    cols = columns(model, using)
+    sql, params = _select(model, using, cols, where, lock)
     row = fetch_one(connection, sql, params)
     return None if row is None else load(model, using, cols, row)
+
+
+def select_values(
+    model: type[models.Model], *, using: str, names: tuple[str, ...], where: dict[str, Any]
+) -> list[list[Any]]:
+    """``model.objects.filter(**where).order_by().values_list(*names)`` (equality only),
+    converted as the ORM converts them, without compiling a query each time."""
+    connection = connections[using]
+    cols = columns(model, using, names)
+    sql, params = _select(model, using, cols, where, lock=False)
+    rows = fetch_all(connection, sql, params)
+    return [_convert(cols, row, connection) for row in rows]

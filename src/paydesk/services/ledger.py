@@ -26,7 +26,7 @@ from django.utils import timezone
 from .. import signals
 from ..exceptions import PaymentInProgress, PaymentValidationError
 from ..models import Payment, Refund, TransactionLog
-from ..states import LedgerKind, PaymentState, PaymentStatus, fold
+from ..states import LedgerFact, LedgerKind, PaymentState, PaymentStatus, fold
 from ..types import PaymentResult, ProviderStatus
 from . import _sql
 
@@ -120,11 +120,32 @@ def append(
         return None
 
 
+_FACT_COLUMNS = ("kind", "idempotency_key", "attempt", "amount", "ref")
+
+
+def _facts(payment: Payment) -> list[LedgerFact]:
+    """The payment's ledger as the fold reads it.
+
+    Unordered: the fold is order-independent (see ``states.fold``), so the ledger's default
+    ``ORDER BY created_at, id`` would only cost a sort. Every refresh reads it, so where the
+    database allows, by a statement built once rather than a compiled queryset (the same
+    columns as ``LedgerQuerySet.facts``).
+    """
+    using = router.db_for_read(TransactionLog)
+    if not _sql.supported(using):
+        return TransactionLog.objects.filter(payment=payment).order_by().facts()
+    rows = _sql.select_values(
+        TransactionLog, using=using, names=_FACT_COLUMNS, where={"payment": payment.pk}
+    )
+    return [
+        LedgerFact(kind=LedgerKind(kind), key=key, attempt=attempt, amount=amount, ref=ref)
+        for kind, key, attempt, amount, ref in rows
+    ]
+
+
 def refresh(payment: Payment) -> PaymentState:
     """Fold the ledger onto the payment row (caller holds the lock)."""
-    # Unordered: the fold is order-independent (see states.fold), so the ledger's default
-    # ORDER BY created_at, id would only cost a sort.
-    state = fold(TransactionLog.objects.filter(payment=payment).order_by().facts())
+    state = fold(_facts(payment))
     payment.status = state.status
     payment.authorized_amount = state.authorized
     payment.captured_amount = state.captured

@@ -332,9 +332,7 @@ def _claim_in_one_statement(
         WebhookStatus.DEAD.value,
         not force,
     ]
-    with _sql._cursor(connection) as cursor:  # server-side binding, as _sql's inserts
-        cursor.execute(sql, params)
-        row = cursor.fetchone()
+    row = _sql.fetch_one(connection, sql, params)  # server-side binding, as _sql's inserts
     if row is None:
         return None  # not to be run now (or no such delivery: the caller's get() says so)
     delivery = _sql.load(model, using, _sql.columns(model, using), row)

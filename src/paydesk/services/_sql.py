@@ -74,11 +74,15 @@ def insert_on_conflict(
     """
     connection = connections[using]
     base = _plan(type(instance), using, tuple(unique), increment, tuple(returning or ()))
-    state = instance.__dict__
-    # Which columns hold their field's constant default (see ``_constants``): those are
-    # written into the statement, the rest are parameters.
+    get = instance.__dict__.get
+    # Which columns hold their field's constant default (see ``_constant``): those are
+    # written into the statement, the rest are parameters. Type-exact, as ``_same``, inline
+    # because it runs for every candidate column of every insert.
     at_default = tuple(
-        _same(state.get(attname, _MISSING), default) for attname, default in base.constants
+        [
+            type(value := get(attname, _MISSING)) is type(default) and value == default
+            for attname, default in base.constants
+        ]
     )
     plan = base.variants.get(at_default) or _variant(base, at_default, connection)
     params = []

@@ -66,6 +66,9 @@ _REDACTED_HEADERS = frozenset({"authorization", "cookie", "proxy-authorization",
 def webhook_model() -> type[AbstractWebhookEvent]:
     """The model named by ``PAYDESK["WEBHOOK_MODEL"]`` (default ``paydesk.WebhookEvent``)."""
     label = paydesk_settings.WEBHOOK_MODEL
+    known = _webhook_models.get(label)
+    if known is not None:
+        return known
     try:
         model = apps.get_model(label, require_ready=False)
     except (LookupError, ValueError) as exc:
@@ -76,7 +79,13 @@ def webhook_model() -> type[AbstractWebhookEvent]:
         raise ConfigurationError(
             f'PAYDESK["WEBHOOK_MODEL"] = {label!r} must subclass AbstractWebhookEvent.'
         )
+    if apps.ready:
+        _webhook_models[label] = model  # the registry's answer for a label does not change
     return model
+
+
+#: ``webhook_model()``'s answer per label, once the app registry is ready.
+_webhook_models: dict[str, type[AbstractWebhookEvent]] = {}
 
 
 def retry_delay(attempts: int) -> float:

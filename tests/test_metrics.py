@@ -13,8 +13,9 @@ from paydesk.conf import paydesk_settings
 from paydesk.exceptions import ProviderUnavailable
 from paydesk.health import ProviderHealthChecker
 from paydesk.models import WebhookEvent
+from paydesk.services.webhooks import receive_webhook
 from paydesk.testing import MockPaymentProvider
-from paydesk.types import RefundResult
+from paydesk.types import InboundWebhook, RefundResult
 
 pytestmark = pytest.mark.skipif(not metrics.AVAILABLE, reason="prometheus_client not installed")
 
@@ -85,9 +86,15 @@ def test_refunds_are_counted_by_outcome(
 @pytest.mark.django_db
 def test_webhook_deliveries_are_counted_by_outcome():
     def delivery(event_id: str) -> WebhookEvent:
-        return WebhookEvent.objects.create(
-            provider="sandbox", event_type="charge.succeeded", event_id=event_id, payload={}
+        stored, created = receive_webhook(
+            provider="sandbox",
+            inbound=InboundWebhook(event_id=event_id, event_type="charge.succeeded", payload={}),
+            body=b"{}",
+            headers={},
+            ip_address="127.0.0.1",
         )
+        assert created
+        return stored
 
     labels = [
         ("paydesk_webhook_deliveries_total", {"provider": "sandbox", "outcome": outcome})
@@ -102,6 +109,19 @@ def test_webhook_deliveries_are_counted_by_outcome():
         failing.schedule_retry(10)  # not an outcome
 
     assert delta.moved == [3, 1, 1, 1, 1]
+
+
+@pytest.mark.django_db
+def test_a_resend_and_rows_saved_outside_the_pipeline_are_not_received_deliveries():
+    received = ("paydesk_webhook_deliveries_total", {"provider": "sandbox", "outcome": "received"})
+    inbound = InboundWebhook(event_id="evt_again", event_type="charge.succeeded", payload={})
+    store = {"provider": "sandbox", "body": b"{}", "headers": {}, "ip_address": None}
+    with Delta(received) as delta:
+        receive_webhook(inbound=inbound, **store)
+        receive_webhook(inbound=inbound, **store)  # the provider sent it again
+        # A row a project writes itself is not a delivery received from a provider.
+        WebhookEvent.objects.create(provider="sandbox", event_id="evt_manual", payload={})
+    assert delta.moved == [1]
 
 
 def test_provider_calls_are_timed_and_errors_counted_by_code():

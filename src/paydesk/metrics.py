@@ -24,8 +24,10 @@ metric                                          labels                      coun
                                                                             raises
 =============================================  ==========================  =================
 
-Counting is done by signal receivers (connected in ``PaydeskConfig.ready``: the services stay
-untouched) and by ``observe_provider_call`` around provider calls. Labels come from
+Payments and refunds are counted by receivers of paydesk's own signals (connected in
+``PaydeskConfig.ready``), provider calls by ``observe_provider_call``, and webhook deliveries
+by ``count_webhook`` where a delivery is stored (``services.webhooks``) and where its outcome
+is recorded (``AbstractWebhookEvent.mark_success`` / ``mark_failed``). Labels come from
 paydesk's own small vocabularies (aliases, statuses, error codes), never from ids.
 
 The endpoint (``paydesk:metrics``, ``<prefix>/metrics/``) serves the text format to active
@@ -175,19 +177,6 @@ def observe_provider_call(provider: str, operation: str) -> Iterator[None]:
 
 # -- signal receivers ---------------------------------------------------------------------
 
-_WEBHOOK_OUTCOMES = frozenset({"processed", "ignored", "failed", "dead"})
-_webhook_class: list[type[Any]] = []
-
-
-def _webhook_base() -> type[Any]:
-    # Imported on first use (models import this module's callers), then kept: the receiver
-    # runs for every model saved in the project, so it must cost next to nothing.
-    if not _webhook_class:
-        from .models import AbstractWebhookEvent
-
-        _webhook_class.append(AbstractWebhookEvent)
-    return _webhook_class[0]
-
 
 def _on_status_change(sender: Any, *, payment: Any, **kwargs: Any) -> None:
     count_payment(payment.provider, payment.status)
@@ -205,23 +194,10 @@ def _on_refund_failed(sender: Any, *, payment: Any, **kwargs: Any) -> None:
     count_refund(payment.provider, "failed")
 
 
-def _on_saved(sender: Any, *, instance: Any, created: bool, **kwargs: Any) -> None:
-    if not isinstance(instance, _webhook_base()):
-        return
-    if created:
-        count_webhook(instance.provider, "received")
-        return
-    fields = kwargs.get("update_fields") or ()
-    if "status" in fields and instance.status in _WEBHOOK_OUTCOMES:
-        count_webhook(instance.provider, instance.status)
-
-
 def connect() -> None:
     """Connect the counting receivers (``PaydeskConfig.ready``; idempotent)."""
     if not AVAILABLE:
         return
-    from django.db.models.signals import post_save
-
     from . import signals
 
     for signal in (
@@ -234,8 +210,9 @@ def connect() -> None:
     signals.payment_created.connect(_on_created, dispatch_uid="paydesk.metrics.created")
     signals.payment_refunded.connect(_on_refunded, dispatch_uid="paydesk.metrics.refunded")
     signals.refund_failed.connect(_on_refund_failed, dispatch_uid="paydesk.metrics.refund_failed")
-    # Any webhook model (PAYDESK["WEBHOOK_MODEL"] may be the host's): filtered by class.
-    post_save.connect(_on_saved, dispatch_uid="paydesk.metrics.webhooks")
+    # Webhook deliveries are counted where they are stored and where their outcome is
+    # recorded (services.webhooks, AbstractWebhookEvent.mark_success / mark_failed), not
+    # from post_save: a receiver for every model would tax every save in the project.
 
 
 # -- exposition -----------------------------------------------------------------------------

@@ -95,6 +95,7 @@ class AbstractWebhookEvent(models.Model):
                 "processed_at",
             ]
         )
+        _count(self)
 
     def mark_failed(self, message: str, *, traceback: str = "", dead: bool = False) -> None:
         self.status = WebhookStatus.DEAD if dead else WebhookStatus.FAILED
@@ -116,6 +117,7 @@ class AbstractWebhookEvent(models.Model):
                 "next_retry_at",
             ]
         )
+        _count(self)
 
     def schedule_retry(self, delay_seconds: float = 60) -> None:
         self.next_retry_at = timezone.now() + dt.timedelta(seconds=delay_seconds)
@@ -164,3 +166,10 @@ class WebhookEvent(AbstractWebhookEvent):
             # A payment's deliveries on its dashboard page (payment_id = ...).
             models.Index(fields=["payment_id"], name="paydesk_wh_payment"),
         ]
+
+
+def _count(delivery: AbstractWebhookEvent) -> None:
+    """Count an outcome in the webhook metrics (``paydesk.metrics``; a no-op without them)."""
+    from .. import metrics  # imported on use: metrics is optional and imports django.http
+
+    metrics.count_webhook(delivery.provider, delivery.status)

@@ -28,7 +28,7 @@ from django.db.models import F, Q
 from django.db.models.signals import post_save, pre_save
 from django.utils import timezone
 
-from .. import signals
+from .. import metrics, signals
 from ..conf import paydesk_settings
 from ..exceptions import ConfigurationError, WebhookError
 from ..models import AbstractWebhookEvent, Payment, Refund, WebhookStatus
@@ -140,7 +140,8 @@ def receive_webhook(
     try:
         with transaction.atomic(using=using):
             delivery.save(using=using, force_insert=True)
-            return delivery, True
+        metrics.count_webhook(provider, "received")
+        return delivery, True
     except IntegrityError:
         existing = model.objects.using(using).get(provider=provider, event_id=delivery.event_id)
         model.objects.using(using).filter(pk=existing.pk).update(deliveries=F("deliveries") + 1)
@@ -200,6 +201,7 @@ def _upsert(delivery: AbstractWebhookEvent, using: str) -> tuple[AbstractWebhook
     assert values is not None  # DO UPDATE always returns the row
     if values["deliveries"] == 1:  # inserted: what is in memory is the row
         _sql.mark_inserted(delivery, values[meta.pk.attname], using)
+        metrics.count_webhook(delivery.provider, "received")
         if post_save.has_listeners(model):
             post_save.send(
                 sender=model,

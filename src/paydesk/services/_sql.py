@@ -248,12 +248,7 @@ def _plan(
     else:
         count = column(meta.get_field(increment))
         action = f"DO UPDATE SET {count} = {table}.{count} + 1"
-    converters = []
-    for index, wanted_field in enumerate(wanted):
-        col = wanted_field.get_col(meta.db_table)
-        found = connection.ops.get_db_converters(col) + wanted_field.get_db_converters(connection)
-        if found:
-            converters.append((index, col, found))
+    converters = _converters(wanted, meta.db_table, connection)
     constants = []
     for candidate in fields:
         literal = _constant(candidate)
@@ -350,6 +345,19 @@ def _variant(base: _Plan, at_default: tuple[bool, ...], connection: Any) -> _Sta
     return statement
 
 
+def _converters(
+    fields: Sequence[Any], table: str, connection: Any
+) -> list[tuple[int, Any, list[Any]]]:
+    """Per selected column (by position): the converters the ORM applies to its value."""
+    found = []
+    for index, selected in enumerate(fields):
+        col = selected.get_col(table)
+        wanted = connection.ops.get_db_converters(col) + selected.get_db_converters(connection)
+        if wanted:
+            found.append((index, col, wanted))
+    return found
+
+
 def mark_inserted(instance: models.Model, pk_value: Any, using: str) -> None:
     """Make ``instance`` what ``save()`` leaves after an insert."""
     instance.pk = pk_value
@@ -383,12 +391,7 @@ def columns(model: type[models.Model], using: str, names: tuple[str, ...] | None
     fields: list[Any] = (
         list(meta.concrete_fields) if names is None else [meta.get_field(n) for n in names]
     )
-    converters = []
-    for index, model_field in enumerate(fields):
-        col = model_field.get_col(meta.db_table)
-        wanted = connection.ops.get_db_converters(col) + model_field.get_db_converters(connection)
-        if wanted:
-            converters.append((index, col, wanted))
+    converters = _converters(fields, meta.db_table, connection)
     sql = ", ".join(f"{qn(meta.db_table)}.{qn(str(f.column))}" for f in fields)
     found = Columns(sql, [f.attname for f in fields], converters)
     _columns[key] = found

@@ -202,15 +202,7 @@ def _upsert(delivery: AbstractWebhookEvent, using: str) -> tuple[AbstractWebhook
     if values["deliveries"] == 1:  # inserted: what is in memory is the row
         _sql.mark_inserted(delivery, values[meta.pk.attname], using)
         metrics.count_webhook(delivery.provider, "received")
-        if post_save.has_listeners(model):
-            post_save.send(
-                sender=model,
-                instance=delivery,
-                created=True,
-                update_fields=None,
-                raw=False,
-                using=using,
-            )
+        _saved(delivery, created=True, update_fields=None, using=using)
         return delivery, True
     # A resend: the stored row, not this request's copy. Its conflict key is this request's
     # (provider, event_id); the other columns load if something reads them.
@@ -347,16 +339,29 @@ def _claim_in_one_statement(
     if row is None:
         return None  # not to be run now (or no such delivery: the caller's get() says so)
     delivery = _sql.load(model, using, _sql.columns(model, using), row)
+    _saved(delivery, created=False, update_fields=_TAKEN_FIELDS, using=using)
+    return delivery
+
+
+def _saved(
+    delivery: AbstractWebhookEvent,
+    *,
+    created: bool,
+    update_fields: frozenset[str] | None,
+    using: str,
+) -> None:
+    """``post_save`` as ``save()`` sends it, for a row written by one of ``_sql``'s statements;
+    not sent at all without receivers (nothing could tell, and it is most of the cost)."""
+    model = type(delivery)
     if post_save.has_listeners(model):
         post_save.send(
             sender=model,
             instance=delivery,
-            created=False,
-            update_fields=_TAKEN_FIELDS,
+            created=created,
+            update_fields=update_fields,
             raw=False,
             using=using,
         )
-    return delivery
 
 
 def _claim_next() -> AbstractWebhookEvent | None:

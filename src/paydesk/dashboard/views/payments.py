@@ -13,6 +13,7 @@ last word, and any ``PaydeskError`` comes back as an error message, never a 500.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
@@ -516,27 +517,16 @@ def payment_capture(request: HttpRequest, payment_id: str) -> HttpResponse:
     if not form.is_valid():
         _form_errors(request, form)
         return _back(payment.pk)
-    try:
-        updated = services.capture_payment(payment=payment, amount=money)
-    except PaydeskError as exc:
-        _audit(
-            request,
-            action="payment.capture",
-            payment=payment,
-            success=False,
-            error=exc,
-            amount=money,
-        )
-        messages.error(request, exc.message)
-        return _back(payment.pk)
-    _audit(
+    updated = _act(
         request,
+        payment,
         action="payment.capture",
-        payment=updated,
-        success=updated.status != PaymentStatus.FAILED,
+        call=lambda: services.capture_payment(payment=payment, amount=money),
+        succeeded=lambda done: done.status != PaymentStatus.FAILED,
         amount=money,
-        status=str(updated.status),
     )
+    if updated is None:
+        return _back(payment.pk)
     _outcome(request, updated, _("Captured: the payment is now %(status)s."))
     return _back(payment.pk)
 
@@ -550,27 +540,16 @@ def payment_cancel(request: HttpRequest, payment_id: str) -> HttpResponse:
         _form_errors(request, form)
         return _back(payment.pk)
     reason = form.cleaned_data["reason"]
-    try:
-        updated = services.cancel_payment(payment=payment, reason=reason)
-    except PaydeskError as exc:
-        _audit(
-            request,
-            action="payment.cancel",
-            payment=payment,
-            success=False,
-            error=exc,
-            reason=reason,
-        )
-        messages.error(request, exc.message)
-        return _back(payment.pk)
-    _audit(
+    updated = _act(
         request,
+        payment,
         action="payment.cancel",
-        payment=updated,
-        success=updated.status == PaymentStatus.CANCELLED,
+        call=lambda: services.cancel_payment(payment=payment, reason=reason),
+        succeeded=lambda done: done.status == PaymentStatus.CANCELLED,
         reason=reason,
-        status=str(updated.status),
     )
+    if updated is None:
+        return _back(payment.pk)
     _outcome(request, updated, _("Cancelled: the payment is now %(status)s."))
     return _back(payment.pk)
 
@@ -579,26 +558,66 @@ def payment_cancel(request: HttpRequest, payment_id: str) -> HttpResponse:
 @require_POST
 def payment_sync(request: HttpRequest, payment_id: str) -> HttpResponse:
     payment = get_object_or_404(Payment, pk=payment_id)
-    try:
-        updated = services.sync_payment(payment=payment)
-    except PaydeskError as exc:
-        _audit(request, action="payment.sync", payment=payment, success=False, error=exc)
-        messages.error(request, exc.message)
-        return _back(payment.pk)
-    _audit(
+    updated = _act(
         request,
+        payment,
         action="payment.sync",
-        payment=updated,
-        success=True,
-        previous_status=str(payment.status),
-        status=str(updated.status),
+        call=lambda: services.sync_payment(payment=payment),
+        succeeded=lambda done: True,
+        on_success={"previous_status": str(payment.status)},
     )
+    if updated is None:
+        return _back(payment.pk)
     messages.success(
         request,
         _("Synced with %(provider)s: the payment is %(status)s.")
         % {"provider": updated.provider, "status": updated.status},
     )
     return _back(payment.pk)
+
+
+def _act(
+    request: HttpRequest,
+    payment: Payment,
+    *,
+    action: str,
+    call: Callable[[], Payment],
+    succeeded: Callable[[Payment], bool],
+    amount: Money | None = None,
+    on_success: dict[str, Any] | None = None,
+    **details: Any,
+) -> Payment | None:
+    """Run one payment action from the dashboard and audit it either way.
+
+    A refusal (``PaydeskError``) is audited as failed with the error, shown as a message,
+    and ``None`` is returned; otherwise the updated payment is audited with its new status
+    (``succeeded`` decides the entry's success, ``on_success`` adds details) and returned.
+    """
+    try:
+        updated = call()
+    except PaydeskError as exc:
+        _audit(
+            request,
+            action=action,
+            payment=payment,
+            success=False,
+            error=exc,
+            amount=amount,
+            **details,
+        )
+        messages.error(request, exc.message)
+        return None
+    _audit(
+        request,
+        action=action,
+        payment=updated,
+        success=succeeded(updated),
+        amount=amount,
+        **details,
+        **(on_success or {}),
+        status=str(updated.status),
+    )
+    return updated
 
 
 def _outcome(request: HttpRequest, payment: Payment, success: str) -> None:
